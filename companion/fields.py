@@ -1,0 +1,242 @@
+r"""Parametric vector fields :math:`x \mapsto F_\theta(x)` as ``nn.Module`` objects.
+
+Each family is chosen for the property its exact flow has, for **every** value of the parameters:
+
+================================  ==========================================  =============================
+field                             formula                                     property of the flow
+================================  ==========================================  =============================
+:class:`MLPField`                 :math:`B\sigma(Ax+b)`                       none (the plain ResNet field)
+:class:`GradientField`            :math:`\pm\nabla V_\theta(x)`               gradient flow (symmetric Jacobian)
+:class:`SpherePreservingField`    :math:`S_\theta(x)\,x`, :math:`S^\top=-S`   keeps :math:`\|x\|_2`
+:class:`MassPreservingField`      :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1`  keeps :math:`\mathbf 1^\top x`
+================================  ==========================================  =============================
+
+The integrator decides whether a layer built from the field keeps the property too; see
+:mod:`companion.layers`.
+
+References
+----------
+E. Celledoni, D. Murari, B. Owren, C.-B. Schönlieb, F. Sherry, *Dynamical systems' based neural
+networks*, SIAM J. Sci. Comput. 45(6) (2023), A3071--A3094.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import check_choice, check_positive_int, check_tensor
+
+__all__ = ["ACTIVATIONS", "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField", "skew_from_entries"]
+
+_LOG2 = math.log(2.0)
+
+
+def _log_cosh(x: torch.Tensor) -> torch.Tensor:
+    return x + F.softplus(-2.0 * x) - _LOG2
+
+
+#: Activation name -> (sigma, gamma) with gamma' = sigma and gamma(0) finite, so that
+#: :math:`\nabla \sum_j \alpha_j\gamma(a_j^\top x + b_j) = A^\top(\alpha\odot\sigma(Ax+b))`.
+ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "tanh": (torch.tanh, _log_cosh),
+    "sigmoid": (torch.sigmoid, F.softplus),
+    "relu": (F.relu, lambda x: 0.5 * F.relu(x) ** 2),
+}
+
+
+def _activation(name: str) -> tuple[Callable, Callable]:
+    check_choice(name, "activation", ACTIVATIONS)
+    return ACTIVATIONS[name]
+
+
+class MLPField(nn.Module):
+    r"""The plain ResNet vector field :math:`F_\theta(x) = B\,\sigma(Ax + b)`.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension.
+    hidden : int
+        Width of the hidden layer (rows of :math:`A`).
+    activation : {"tanh", "sigmoid", "relu"}
+        The component-wise :math:`\sigma`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``dim`` or ``hidden`` is not an int >= 1 or the activation is unknown.
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, *, activation: str = "tanh") -> None:
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        check_positive_int(hidden, "hidden")
+        self.sigma, _ = _activation(activation)
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", last_dim=self.dim)
+        return self.outer(self.sigma(self.inner(x)))
+
+
+class GradientField(nn.Module):
+    r"""A gradient vector field :math:`\pm\nabla V_\theta` with :math:`V_\theta(x) = \sum_j \alpha_j\gamma(a_j^\top x + b_j)`.
+
+    .. math:: \nabla V_\theta(x) = A^\top\big(\alpha\odot\sigma(Ax+b)\big), \qquad \gamma' = \sigma .
+
+    Its Jacobian :math:`A^\top\operatorname{diag}(\alpha\odot\sigma'(Ax+b))A` is symmetric for every
+    parameter value. With ``sign=-1`` and :math:`\alpha\ge 0`, :math:`\sigma` non-decreasing, the field
+    is :math:`-\nabla` of a convex function, whose flow is non-expansive.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension.
+    hidden : int
+        Number of ridge functions (rows of :math:`A`).
+    activation : {"tanh", "sigmoid", "relu"}
+        :math:`\sigma`; :math:`\gamma` is its antiderivative.
+    sign : {1, -1}
+        Ascent (+1) or descent (-1) direction.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``dim``/``hidden``, unknown activation or a sign other than 1 or -1.
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, *, activation: str = "tanh", sign: int = 1) -> None:
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        check_positive_int(hidden, "hidden")
+        if sign not in (1, -1):
+            raise ValueError(f"sign must be 1 or -1, got {sign!r}.")
+        self.sign = sign
+        self.sigma, self.gamma = _activation(activation)
+        self.inner = nn.Linear(dim, hidden)
+        self.alpha = nn.Parameter(torch.empty(hidden).uniform_(-1.0, 1.0) / math.sqrt(hidden))
+
+    def potential(self, x: torch.Tensor) -> torch.Tensor:
+        r"""The potential :math:`\pm V_\theta(x)`, shape ``x.shape[:-1]``."""
+        check_tensor(x, "x", last_dim=self.dim)
+        return self.sign * (self.gamma(self.inner(x)) * self.alpha).sum(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", last_dim=self.dim)
+        return self.sign * (self.sigma(self.inner(x)) * self.alpha) @ self.inner.weight
+
+
+def skew_from_entries(entries: torch.Tensor, dim: int) -> torch.Tensor:
+    r"""Skew-symmetric matrices from their strictly upper-triangular entries.
+
+    Parameters
+    ----------
+    entries : torch.Tensor
+        Shape ``(..., dim*(dim-1)/2)``, the entries above the diagonal row by row.
+    dim : int
+        Matrix size.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., dim, dim)`` with :math:`S^\top = -S` exactly.
+
+    Raises
+    ------
+    ValueError
+        If the last dimension of ``entries`` is not ``dim*(dim-1)/2``.
+    """
+    check_positive_int(dim, "dim")
+    n = dim * (dim - 1) // 2
+    check_tensor(entries, "entries", min_ndim=1, last_dim=n)
+    rows, cols = torch.triu_indices(dim, dim, offset=1, device=entries.device)
+    upper = entries.new_zeros(*entries.shape[:-1], dim, dim)
+    upper[..., rows, cols] = entries
+    return upper - upper.transpose(-1, -2)
+
+
+class SpherePreservingField(nn.Module):
+    r"""A sphere-preserving field :math:`X(x) = S_\theta(x)\,x` with :math:`S_\theta(x)` skew-symmetric.
+
+    The entries of :math:`S_\theta(x)` above the diagonal come from a one-hidden-layer network
+    :math:`C\sigma(Bx+c)`. Since :math:`x^\top S x = 0`, :math:`\tfrac{d}{dt}\|x\|^2 = 0`: the exact flow
+    keeps the Euclidean norm for every parameter value.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension, >= 2.
+    hidden : int
+        Width of the network producing the skew entries.
+    activation : str
+        :math:`\sigma`, as in :class:`MLPField`.
+
+    Raises
+    ------
+    ValueError
+        If ``dim < 2`` (no non-zero skew matrix exists).
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, *, activation: str = "tanh") -> None:
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        if dim < 2:
+            raise ValueError(f"SpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
+        check_positive_int(hidden, "hidden")
+        self.sigma, _ = _activation(activation)
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim * (dim - 1) // 2)
+
+    def skew(self, x: torch.Tensor) -> torch.Tensor:
+        """The skew matrices :math:`S_\\theta(x)`, shape ``(..., dim, dim)``."""
+        check_tensor(x, "x", last_dim=self.dim)
+        return skew_from_entries(self.outer(self.sigma(self.inner(x))), self.dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.skew(x) @ x.unsqueeze(-1)).squeeze(-1)
+
+
+class MassPreservingField(nn.Module):
+    r"""A mass-preserving field :math:`F(x) = (A_\theta(x) - A_\theta(x)^\top)\mathbf 1`.
+
+    :math:`\mathbf 1^\top (A - A^\top)\mathbf 1 = 0`, so :math:`\tfrac{d}{dt}\sum_i x_i = 0` for every
+    parameter value, and every Runge--Kutta method keeps the sum exactly.
+
+    The entries of :math:`A_\theta(x)` come from :math:`C\sigma(Bx+c)` (shape ``dim*dim``).
+
+    Parameters
+    ----------
+    dim : int
+        State dimension, >= 2.
+    hidden : int
+        Hidden width.
+    activation : str
+        :math:`\sigma`, as in :class:`MLPField`.
+
+    Raises
+    ------
+    ValueError
+        If ``dim < 2``.
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, *, activation: str = "tanh") -> None:
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        if dim < 2:
+            raise ValueError(f"MassPreservingField needs dim >= 2 (in 1-D the only such field is 0), got dim={dim}.")
+        check_positive_int(hidden, "hidden")
+        self.sigma, _ = _activation(activation)
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", last_dim=self.dim)
+        a = self.outer(self.sigma(self.inner(x))).unflatten(-1, (self.dim, self.dim))
+        # (A - A^T) 1 = row sums minus column sums.
+        return a.sum(-1) - a.sum(-2)

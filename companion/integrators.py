@@ -1,0 +1,381 @@
+r"""One-step integrators: explicit Runge--Kutta methods, symplectic methods and norm-exact steps.
+
+A residual layer :math:`x \mapsto x + h F(x)` is one explicit Euler step of :math:`\dot x = F(x)`.
+Any one-step method :math:`\Psi^h_F` gives a layer in the same way, and the layer inherits the
+method's properties. This module holds the methods as pure functions; each method declares its
+order and the geometric properties it keeps (``preserves``), and the tests measure both.
+
+References
+----------
+E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, 2nd ed., Springer (2006).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ._checks import check_callable, check_positive, check_positive_int, check_tensor
+
+__all__ = [
+    "ButcherTableau",
+    "EULER",
+    "MIDPOINT",
+    "HEUN",
+    "KUTTA3",
+    "RK4",
+    "TABLEAUS",
+    "rk_step",
+    "integrate",
+    "symplectic_euler_step",
+    "stormer_verlet_step",
+    "cayley_step",
+    "exp_step",
+    "SYMPLECTIC_METHODS",
+    "NORM_EXACT_METHODS",
+    "PROPERTY_METHODS",
+    "require_method",
+]
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+Step = float | torch.Tensor
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    r"""An explicit Runge--Kutta method given by its Butcher tableau.
+
+    .. math:: k_i = F\Big(x + h\sum_{j<i} a_{ij} k_j\Big), \qquad
+              \Psi^h_F(x) = x + h \sum_i b_i k_i .
+
+    Parameters
+    ----------
+    name : str
+        Human-readable name.
+    a : tuple of tuple of float
+        Strictly lower-triangular stage matrix, ``a[i][j]`` for ``j < i`` (row ``i`` has ``i`` entries).
+    b : tuple of float
+        Weights, summing to one.
+    order : int
+        Classical order of accuracy; the global error is :math:`O(h^{order})`.
+
+    Notes
+    -----
+    Every Runge--Kutta method keeps linear first integrals :math:`w^\top x` exactly, so ``preserves``
+    contains ``"linear_invariants"``; no explicit Runge--Kutta method is symplectic or keeps norms.
+
+    Raises
+    ------
+    ValueError
+        If the tableau is not explicit, the weights do not sum to one or the order is not positive.
+    """
+
+    name: str
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    order: int
+    preserves: frozenset[str] = field(default=frozenset({"linear_invariants"}))
+
+    def __post_init__(self) -> None:
+        stages = len(self.b)
+        if stages < 1 or len(self.a) != stages:
+            raise ValueError(f"{self.name}: a must have one row per weight in b ({stages}), got {len(self.a)} rows.")
+        for i, row in enumerate(self.a):
+            if len(row) != i:
+                raise ValueError(f"{self.name}: explicit methods need row {i} of a to have {i} entries, got {len(row)}.")
+        if abs(sum(self.b) - 1.0) > 1e-12:
+            raise ValueError(f"{self.name}: the weights b must sum to 1 (consistency), got {sum(self.b)}.")
+        check_positive_int(self.order, "order")
+        # Non-zero coefficients only: the stage loop skips the zeros of sparse tableaus such as RK4.
+        sparse = tuple(tuple((j, aij) for j, aij in enumerate(row) if aij != 0.0) for row in self.a)
+        object.__setattr__(self, "_stage_terms", sparse)
+        object.__setattr__(self, "_weight_terms", tuple((i, bi) for i, bi in enumerate(self.b) if bi != 0.0))
+
+    @property
+    def stages(self) -> int:
+        """Number of evaluations of the vector field per step."""
+        return len(self.b)
+
+    @property
+    def c(self) -> tuple[float, ...]:
+        """Nodes :math:`c_i = \\sum_j a_{ij}` (the stage times for non-autonomous fields)."""
+        return tuple(sum(row) for row in self.a)
+
+    def __repr__(self) -> str:
+        return f"ButcherTableau({self.name!r}, stages={self.stages}, order={self.order})"
+
+
+EULER = ButcherTableau("explicit Euler", a=((),), b=(1.0,), order=1)
+MIDPOINT = ButcherTableau("explicit midpoint", a=((), (0.5,)), b=(0.0, 1.0), order=2)
+HEUN = ButcherTableau("Heun", a=((), (1.0,)), b=(0.5, 0.5), order=2)
+KUTTA3 = ButcherTableau("Kutta's third-order method", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6), order=3)
+RK4 = ButcherTableau(
+    "classical Runge-Kutta (RK4)",
+    a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+    b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    order=4,
+)
+TABLEAUS: dict[str, ButcherTableau] = {"euler": EULER, "midpoint": MIDPOINT, "heun": HEUN, "kutta3": KUTTA3, "rk4": RK4}
+
+#: Methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
+SYMPLECTIC_METHODS = ("symplectic_euler", "stormer_verlet")
+#: Methods that keep the Euclidean norm exactly for fields of the form :math:`S(x)x`, :math:`S` skew.
+NORM_EXACT_METHODS = ("cayley", "exp")
+
+
+def _combine(x: torch.Tensor, terms, ks: list[torch.Tensor], h: Step) -> torch.Tensor:
+    """Return ``x + h * sum(coef * ks[j])`` over the non-zero ``terms``, in as few kernels as possible."""
+    if not terms:
+        return x
+    if isinstance(h, torch.Tensor):
+        total = sum(coef * ks[j] for j, coef in terms)
+        return x + h * total
+    (j0, c0), *rest = terms
+    out = torch.add(x, ks[j0], alpha=h * c0)
+    for j, coef in rest:
+        out.add_(ks[j], alpha=h * coef)  # out is a fresh tensor: updating it in place is safe for autograd
+    return out
+
+
+def _check_step(h: Step) -> Step:
+    if isinstance(h, torch.Tensor):
+        if h.numel() != 1:
+            raise ValueError(f"h must be a scalar step size, got a tensor of shape {tuple(h.shape)}.")
+        return h
+    return check_positive(h, "h")
+
+
+def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau = RK4) -> torch.Tensor:
+    r"""One explicit Runge--Kutta step :math:`\Psi^h_f(x)` of the autonomous ODE :math:`\dot x = f(x)`.
+
+    Parameters
+    ----------
+    f : callable
+        Vector field, maps a tensor of shape ``(..., dim)`` to the same shape.
+    x : torch.Tensor
+        State, shape ``(..., dim)``, floating point.
+    h : float or scalar tensor
+        Step size (a positive number, or a scalar tensor such as a learnable step).
+    tableau : ButcherTableau
+        The method, e.g. ``EULER``, ``HEUN``, ``RK4``.
+
+    Returns
+    -------
+    torch.Tensor
+        :math:`x + h\sum_i b_i k_i`, same shape as ``x``. The local error is :math:`O(h^{p+1})` with
+        :math:`p` = ``tableau.order``.
+
+    Raises
+    ------
+    TypeError
+        If ``f`` is not callable, ``x`` is not a floating tensor or ``tableau`` is not a ButcherTableau.
+    ValueError
+        If ``h`` is not a positive number or a scalar tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x1 = rk_step(lambda x: -x, torch.ones(1, dtype=torch.float64), 0.1, RK4)
+    """
+    check_callable(f, "f")
+    check_tensor(x, "x", min_ndim=1)
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
+    h = _check_step(h)
+    return _rk_step_unchecked(f, x, h, tableau)
+
+
+def _rk_step_unchecked(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau) -> torch.Tensor:
+    ks: list[torch.Tensor] = []
+    for terms in tableau._stage_terms:
+        ks.append(f(_combine(x, terms, ks, h)))
+    return _combine(x, tableau._weight_terms, ks, h)
+
+
+def integrate(
+    f: Field, x0: torch.Tensor, *, h: float, n_steps: int, tableau: ButcherTableau = RK4
+) -> torch.Tensor:
+    r"""Fixed-step trajectory :math:`x_0, \Psi^h(x_0), \dots, (\Psi^h)^{n}(x_0)`.
+
+    Parameters
+    ----------
+    f : callable
+        Autonomous vector field.
+    x0 : torch.Tensor
+        Initial state, shape ``(..., dim)``.
+    h : float
+        Step size, > 0.
+    n_steps : int
+        Number of steps, >= 1.
+    tableau : ButcherTableau
+        The Runge--Kutta method.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n_steps + 1, *x0.shape)``; entry ``n`` approximates :math:`x(nh)`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`rk_step`, and if ``n_steps`` is not an int >= 1.
+    """
+    check_callable(f, "f")
+    check_tensor(x0, "x0", min_ndim=1)
+    h = check_positive(h, "h")
+    check_positive_int(n_steps, "n_steps")
+    if not isinstance(tableau, ButcherTableau):
+        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
+    states = [x0]
+    x = x0
+    for _ in range(n_steps):
+        x = _rk_step_unchecked(f, x, h, tableau)
+        states.append(x)
+    return torch.stack(states)
+
+
+def _check_partitioned(q: torch.Tensor, p: torch.Tensor) -> None:
+    check_tensor(q, "q", min_ndim=1)
+    check_tensor(p, "p", min_ndim=1)
+    if q.shape != p.shape:
+        raise ValueError(f"q and p must have the same shape, got {tuple(q.shape)} and {tuple(p.shape)}.")
+
+
+def symplectic_euler_step(
+    dT_dp: Field, dU_dq: Field, q: torch.Tensor, p: torch.Tensor, h: Step
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One step of symplectic Euler for a separable Hamiltonian :math:`H(q,p) = T(p) + U(q)`.
+
+    .. math:: q_{n+1} = q_n + h\,\nabla T(p_n), \qquad p_{n+1} = p_n - h\,\nabla U(q_{n+1}).
+
+    It is a composition of two shears, so it is symplectic (:math:`J^\top\Omega J=\Omega`) and
+    volume-preserving for every step size; order 1.
+
+    Parameters
+    ----------
+    dT_dp, dU_dq : callable
+        Gradients of the kinetic and potential parts, each mapping ``(..., n)`` to ``(..., n)``.
+    q, p : torch.Tensor
+        Positions and momenta, same shape ``(..., n)``.
+    h : float or scalar tensor
+        Step size.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(q_next, p_next)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the gradients are not callable, ``q``/``p`` differ in shape or ``h`` is not positive.
+    """
+    check_callable(dT_dp, "dT_dp")
+    check_callable(dU_dq, "dU_dq")
+    _check_partitioned(q, p)
+    h = _check_step(h)
+    q_next = q + h * dT_dp(p)
+    p_next = p - h * dU_dq(q_next)
+    return q_next, p_next
+
+
+def stormer_verlet_step(
+    dT_dp: Field, dU_dq: Field, q: torch.Tensor, p: torch.Tensor, h: Step
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""One Störmer--Verlet (leapfrog) step for :math:`H(q,p) = T(p) + U(q)`.
+
+    .. math:: p_{1/2} = p_n - \tfrac h2\nabla U(q_n),\quad q_{n+1} = q_n + h\nabla T(p_{1/2}),\quad
+              p_{n+1} = p_{1/2} - \tfrac h2 \nabla U(q_{n+1}).
+
+    Symmetric and symplectic, order 2. Arguments, returns and errors as :func:`symplectic_euler_step`.
+    """
+    check_callable(dT_dp, "dT_dp")
+    check_callable(dU_dq, "dU_dq")
+    _check_partitioned(q, p)
+    h = _check_step(h)
+    p_half = p - 0.5 * h * dU_dq(q)
+    q_next = q + h * dT_dp(p_half)
+    p_next = p_half - 0.5 * h * dU_dq(q_next)
+    return q_next, p_next
+
+
+def _check_skew(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    check_tensor(S, "S", min_ndim=2)
+    check_tensor(x, "x", min_ndim=1)
+    d = x.shape[-1]
+    if S.shape[-2:] != (d, d):
+        raise ValueError(f"S must have shape (..., {d}, {d}) to act on x of shape {tuple(x.shape)}, got {tuple(S.shape)}.")
+    asym = (S + S.transpose(-1, -2)).abs().max()
+    if asym > 1e-6 * max(1.0, float(S.abs().max())):
+        raise ValueError(f"S must be skew-symmetric (S^T = -S); max |S + S^T| = {float(asym):.3g}.")
+    return S
+
+
+def cayley_step(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    r"""Norm-exact step :math:`x \mapsto (I - \tfrac h2 S)^{-1}(I + \tfrac h2 S)\,x` for skew :math:`S`.
+
+    The Cayley transform of a skew matrix is orthogonal, so :math:`\|x_{n+1}\| = \|x_n\|` to rounding
+    for every step size. With :math:`S = S(x_n)` frozen it is a first-order method for
+    :math:`\dot x = S(x)x` (second order when :math:`S` is constant).
+
+    Parameters
+    ----------
+    S : torch.Tensor
+        Skew-symmetric matrices, shape ``(dim, dim)`` or ``(batch, dim, dim)``.
+    x : torch.Tensor
+        States, shape ``(dim,)`` or ``(batch, dim)``.
+    h : float or scalar tensor
+        Step size.
+
+    Raises
+    ------
+    ValueError
+        If ``S`` is not skew-symmetric or its shape does not match ``x``.
+    """
+    _check_skew(S, x)
+    h = _check_step(h)
+    eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
+    rhs = (x.unsqueeze(-1) + 0.5 * h * (S @ x.unsqueeze(-1)))
+    return torch.linalg.solve(eye - 0.5 * h * S, rhs).squeeze(-1)
+
+
+def exp_step(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    r"""Norm-exact step :math:`x \mapsto \exp(hS)\,x` for skew :math:`S` (exact flow when :math:`S` is constant).
+
+    Arguments and errors as :func:`cayley_step`.
+    """
+    _check_skew(S, x)
+    h = _check_step(h)
+    return (torch.linalg.matrix_exp(h * S) @ x.unsqueeze(-1)).squeeze(-1)
+
+
+#: Which methods keep which property. Every Runge--Kutta method keeps linear invariants; the
+#: symplectic methods keep symplecticity and volume (for separable Hamiltonians / shear splittings);
+#: the norm-exact steps keep the Euclidean norm.
+PROPERTY_METHODS: dict[str, tuple[str, ...]] = {
+    "linear_invariants": tuple(TABLEAUS),
+    "symplecticity": SYMPLECTIC_METHODS,
+    "volume": SYMPLECTIC_METHODS,
+    "norm": NORM_EXACT_METHODS,
+}
+
+
+def require_method(prop: str, method: str) -> str:
+    """Check that the integrator ``method`` keeps the property ``prop``; return ``method``.
+
+    Raises
+    ------
+    ValueError
+        If the property is unknown, or the method cannot keep it; the message names methods that do.
+    """
+    if prop not in PROPERTY_METHODS:
+        raise ValueError(f"unknown property {prop!r}; choose one of {', '.join(map(repr, PROPERTY_METHODS))}.")
+    allowed = PROPERTY_METHODS[prop]
+    if method not in allowed:
+        raise ValueError(
+            f"the integrator {method!r} does not keep {prop}; use one of {', '.join(map(repr, allowed))} "
+            "(the design recipe: pick a method that keeps the property at the discrete level)."
+        )
+    return method

@@ -1,0 +1,253 @@
+"""One training loop for the whole book, and explicit seeding.
+
+:func:`fit` trains any ``nn.Module`` on tensors with mini-batches, an optimiser and an optional
+learning-rate schedule, shows a progress bar and returns a :class:`History`. It does not plot.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from ._checks import check_choice, check_positive, check_positive_int, check_tensor
+
+__all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
+
+_LOSSES = {"mse": F.mse_loss, "cross_entropy": F.cross_entropy}
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+_SCHEDULES = (None, "cosine", "onecycle", "step")
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured: one entry per epoch.
+
+    Attributes
+    ----------
+    loss : list of float
+        Mean training loss over each epoch's batches.
+    val_loss : list of float
+        Loss on the validation data after each epoch (empty without validation data).
+    lr : list of float
+        Learning rate at the end of each epoch.
+    seconds : float
+        Wall-clock time of the whole fit.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's global generators; return a fresh ``torch.Generator``.
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an int.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """``cuda`` when a GPU is available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], loss) -> torch.Tensor:
+    if callable(loss):
+        return loss(model, *batch)
+    inputs, target = batch[0], batch[1]
+    return _LOSSES[loss](model(inputs), target)
+
+
+def _evaluate(model: nn.Module, data: Sequence[torch.Tensor], loss, batch_size: int) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(data[0]), batch_size):
+            batch = [t[start : start + batch_size] for t in data]
+            total += float(_batch_loss(model, batch, loss)) * len(batch[0])
+            count += len(batch[0])
+    model.train()
+    return total / count
+
+
+def _check_data(data: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, ...]:
+    if isinstance(data, torch.Tensor) or not isinstance(data, (tuple, list)) or not data:
+        raise TypeError(f"{name} must be a tuple of tensors such as (inputs, targets), got {type(data).__name__}.")
+    for i, t in enumerate(data):
+        check_tensor(t, f"{name}[{i}]", min_ndim=1, floating=False)
+    if len({len(t) for t in data}) != 1:
+        raise ValueError(f"the tensors of {name} must have the same length, got {[len(t) for t in data]}.")
+    return tuple(data)
+
+
+def fit(
+    model: nn.Module,
+    train: Sequence[torch.Tensor],
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    loss: str | Callable[..., torch.Tensor] = "mse",
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    schedule: str | None = None,
+    step_size: int = 30,
+    gamma: float = 0.1,
+    clip_grad_norm: float | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+    validation: Sequence[torch.Tensor] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> History:
+    r"""Train ``model`` by mini-batch gradient descent and return the :class:`History`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The network; it is trained in place on the device and dtype of its parameters.
+    train : tuple of torch.Tensor
+        Tensors of equal length, e.g. ``(inputs, targets)``; batches are drawn from all of them.
+    epochs : int
+        Passes over the training data.
+    lr : float
+        Learning rate (the peak rate for ``schedule="onecycle"``).
+    batch_size : int
+        Mini-batch size.
+    loss : {"mse", "cross_entropy"} or callable
+        A name applies that criterion to ``model(inputs)`` and ``targets``. A callable is called as
+        ``loss(model, *batch)`` and returns a scalar, for losses such as unrolled rollouts.
+    optimizer : {"adam", "adamw", "sgd"}
+        The optimiser (``sgd`` uses momentum 0.9).
+    weight_decay : float
+        Weight decay, >= 0.
+    schedule : {None, "cosine", "onecycle", "step"}
+        Learning-rate schedule, stepped per batch (cosine, onecycle) or per ``step_size`` epochs
+        with factor ``gamma`` (step).
+    clip_grad_norm : float, optional
+        Clip the gradient norm to this value before each step.
+    after_step : callable, optional
+        Called as ``after_step(model)`` after each optimiser step (e.g. to project parameters).
+    validation : tuple of torch.Tensor, optional
+        Data to evaluate the loss on after each epoch.
+    seed : int
+        Seeds the shuffling of the batches and the global generators.
+    progress : bool
+        Show a ``tqdm`` progress bar.
+
+    Returns
+    -------
+    History
+        Per-epoch training loss, validation loss and learning rate, and the total time.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a model that is not an ``nn.Module``, malformed data, a non-positive count or rate, or an
+        unknown loss, optimiser or schedule.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
+    train = _check_data(train, "train")
+    if validation is not None:
+        validation = _check_data(validation, "validation")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(step_size, "step_size")
+    check_positive(lr, "lr")
+    if not callable(loss):
+        check_choice(loss, "loss", _LOSSES)
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    check_choice(schedule, "schedule", _SCHEDULES)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters.")
+    device = params[0].device
+    train = tuple(t.to(device) for t in train)
+    validation = None if validation is None else tuple(t.to(device) for t in validation)
+
+    generator = seed_everything(seed)
+    extra = {"momentum": 0.9} if optimizer == "sgd" else {}
+    opt = _OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay, **extra)
+    n = len(train[0])
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    total_steps = epochs * steps_per_epoch
+    sched = None
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    elif schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
+    elif schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
+
+    history = History()
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(range(epochs), disable=not progress, desc="training", leave=False)
+    for _ in bar:
+        perm = torch.randperm(n, generator=generator).to(device)
+        running = 0.0
+        for b in range(steps_per_epoch):
+            idx = perm[b * batch_size : (b + 1) * batch_size]
+            batch = [t[idx] for t in train]
+            value = _batch_loss(model, batch, loss)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            if clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            opt.step()
+            if after_step is not None:
+                after_step(model)
+            if schedule in ("cosine", "onecycle"):
+                sched.step()
+            running += float(value) * len(idx)
+        if schedule == "step":
+            sched.step()
+        history.loss.append(running / n)
+        history.lr.append(opt.param_groups[0]["lr"])
+        if validation is not None:
+            history.val_loss.append(_evaluate(model, validation, loss, max(batch_size, 1024)))
+        bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096) -> float:
+    """Fraction of ``inputs`` whose arg-max prediction equals ``labels`` (in [0, 1]).
+
+    Raises
+    ------
+    ValueError
+        If ``inputs`` and ``labels`` differ in length.
+    """
+    check_tensor(inputs, "inputs", min_ndim=1, floating=False)
+    check_tensor(labels, "labels", ndim=1, floating=False)
+    if len(inputs) != len(labels):
+        raise ValueError(f"inputs and labels must have the same length, got {len(inputs)} and {len(labels)}.")
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            out = model(inputs[start : start + batch_size])
+            correct += int((out.argmax(-1) == labels[start : start + batch_size]).sum())
+    return correct / len(inputs)
