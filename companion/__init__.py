@@ -36,6 +36,10 @@ from .integrators import (
 )
 from .layers import FlowLayer, FlowNetwork, mlp, resnet
 from .structured import SymplecticLayer
+# -- exports: presnov chapter --
+# -- exports: pde chapter --
+# -- exports: properties chapter --
+# -- exports: lipschitz chapter --
 from .training import History, accuracy, default_device, fit, seed_everything
 
 __version__ = "0.1.0"
@@ -49,6 +53,10 @@ __all__ = [
     "FlowLayer", "FlowNetwork", "resnet", "mlp",
     # property layers
     "SymplecticLayer",
+    # -- __all__: presnov chapter --
+    # -- __all__: pde chapter --
+    # -- __all__: properties chapter --
+    # -- __all__: lipschitz chapter --
     # diagnostics
     "empirical_order", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",
     "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",

@@ -219,7 +219,7 @@ def fit(
                 after_step(model)
             if schedule in ("cosine", "onecycle"):
                 sched.step()
-            running += float(value) * len(idx)
+            running += float(value.detach()) * len(idx)
         if schedule == "step":
             sched.step()
         history.loss.append(running / n)

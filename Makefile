@@ -1,0 +1,44 @@
+# Two commands on a fresh machine (Python 3.11, make):  `make book`  and  `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
+
+.PHONY: install book test unit notebooks-check book-stored browser notebooks clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+## make book: execute every notebook (cached by jupyter-cache) and render the HTML book into _build/html.
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python scripts/booktools.py timings _build/.jupyter_cache
+
+## make test: unit + property tests, every notebook under nbval, the book built from stored outputs, a real browser.
+test: unit notebooks-check book-stored browser
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+
+notebooks-check: $(STAMP)
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
+
+book-stored: $(STAMP)
+	$(BIN)/python scripts/booktools.py stored-config _config.yml _build/_config_stored.yml
+	$(BIN)/jupyter-book build . --config _build/_config_stored.yml -W -n --keep-going
+
+browser: $(STAMP)
+	$(BIN)/python -m pytest -q tests/browser
+
+## make notebooks: re-execute every notebook in place (refreshes the stored outputs after a change).
+notebooks: $(STAMP)
+	$(BIN)/python scripts/booktools.py execute $(NOTEBOOKS) --timings book/timings.csv
+
+clean:
+	rm -rf _build

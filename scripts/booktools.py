@@ -1,0 +1,96 @@
+"""Book tooling used by the Makefile (not part of the companion package).
+
+    python scripts/booktools.py stored-config _config.yml OUT.yml   # config that builds from stored outputs
+    python scripts/booktools.py timings _build/.jupyter_cache       # print each notebook's execution time
+    python scripts/booktools.py execute NB.ipynb ... --timings CSV  # re-execute in place, record times
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+
+def machine() -> str:
+    """A one-line description of this machine: CPU model, cores visible, and torch threads."""
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def stored_config(source: str, target: str) -> None:
+    config = yaml.safe_load(Path(source).read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    Path(target).write_text(yaml.safe_dump(config, sort_keys=False))
+    print(f"wrote {target} (execute_notebooks: off)")
+
+
+def timings(cache_path: str) -> None:
+    from jupyter_cache import get_cache
+
+    records = get_cache(cache_path).list_cache_records()
+    if not records:
+        raise SystemExit(f"no executed notebooks recorded in {cache_path}")
+    print(f"\nExecution time of each notebook ({machine()}):")
+    for record in sorted(records, key=lambda r: r.uri):
+        seconds = record.data.get("execution_seconds")
+        shown = f"{seconds:7.1f} s" if seconds is not None else "      ?"
+        print(f"  {shown}  {Path(record.uri).name}")
+
+
+def execute(notebooks: list[str], timings_csv: str | None) -> None:
+    rows = []
+    for nb in notebooks:
+        start = time.perf_counter()
+        cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+               "--ExecutePreprocessor.timeout=600", nb]
+        subprocess.run(cmd, check=True)
+        seconds = time.perf_counter() - start
+        print(f"{nb}: {seconds:.1f} s")
+        rows.append((Path(nb).stem, f"{seconds:.0f}"))
+    if timings_csv:
+        with open(timings_csv, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["chapter", "seconds", "machine"])
+            for name, seconds in rows:
+                writer.writerow([name, seconds, machine()])
+        print(f"wrote {timings_csv}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("stored-config")
+    p.add_argument("source")
+    p.add_argument("target")
+    p = sub.add_parser("timings")
+    p.add_argument("cache")
+    p = sub.add_parser("execute")
+    p.add_argument("notebooks", nargs="+")
+    p.add_argument("--timings")
+    args = parser.parse_args()
+    if args.command == "stored-config":
+        stored_config(args.source, args.target)
+    elif args.command == "timings":
+        timings(args.cache)
+    else:
+        execute(args.notebooks, args.timings)
+
+
+if __name__ == "__main__":
+    main()

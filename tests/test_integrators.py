@@ -1,0 +1,171 @@
+"""Integrators: declared orders measured, structure kept, bad input refused."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from companion import (
+    EULER, HEUN, KUTTA3, MIDPOINT, RK4, ButcherTableau, cayley_step, empirical_order, exp_step, integrate,
+    require_method, rk_step, stormer_verlet_step, symplectic_euler_step,
+)
+from companion.integrators import TABLEAUS
+
+torch.set_default_dtype(torch.float64)
+
+
+def rotation(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack([x[..., 1], -x[..., 0]], -1)
+
+
+def exact_rotation(x0: torch.Tensor, t: float) -> torch.Tensor:
+    c, s = math.cos(t), math.sin(t)
+    return torch.stack([c * x0[..., 0] + s * x0[..., 1], -s * x0[..., 0] + c * x0[..., 1]], -1)
+
+
+def logistic_errors(tableau: ButcherTableau, steps=(10, 20, 40, 80)) -> tuple[list[float], list[float]]:
+    # x' = x (1 - x), x(0) = 0.1: exact x(t) = 1 / (1 + 9 e^{-t}); a nonlinear problem.
+    x0 = torch.tensor([0.1])
+    hs, errs = [], []
+    for n in steps:
+        h = 1.0 / n
+        xn = integrate(lambda x: x * (1 - x), x0, h=h, n_steps=n, tableau=tableau)[-1]
+        hs.append(h)
+        errs.append(abs(float(xn) - 1 / (1 + 9 * math.exp(-1.0))))
+    return hs, errs
+
+
+@pytest.mark.parametrize("tableau", list(TABLEAUS.values()), ids=lambda t: t.name)
+def test_declared_order_is_measured(tableau: ButcherTableau) -> None:
+    hs, errs = logistic_errors(tableau)
+    assert abs(empirical_order(hs, errs) - tableau.order) < 0.1
+
+
+@pytest.mark.parametrize("tableau", list(TABLEAUS.values()), ids=lambda t: t.name)
+def test_tableau_consistency(tableau: ButcherTableau) -> None:
+    assert abs(sum(tableau.b) - 1) < 1e-14
+    assert len(tableau.c) == tableau.stages
+
+
+def test_rk_step_matches_hand_written_heun() -> None:
+    f = lambda x: torch.sin(x)  # noqa: E731
+    x = torch.randn(7, 3)
+    k1 = f(x)
+    k2 = f(x + 0.3 * k1)
+    assert torch.allclose(rk_step(f, x, 0.3, HEUN), x + 0.15 * (k1 + k2), atol=1e-15)
+
+
+def test_rk_step_accepts_tensor_step_and_is_differentiable() -> None:
+    h = torch.tensor(0.1, requires_grad=True)
+    x = torch.ones(2, 2)
+    y = rk_step(lambda z: -z, x, h, RK4)
+    y.sum().backward()
+    # d/dh of (1 - h + h^2/2 - h^3/6 + h^4/24) per entry, times 4 entries
+    expected = 4 * (-1 + 0.1 - 0.01 / 2 + 0.001 / 6)
+    assert abs(float(h.grad) - expected) < 1e-12
+
+
+@given(st.sampled_from(list(TABLEAUS.values())), st.floats(0.01, 2.0), st.integers(0, 2**31 - 1))
+@settings(max_examples=50, deadline=None)
+def test_every_rk_method_keeps_linear_invariants(tableau, h, seed) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(4, 4, generator=gen)
+    f = lambda x: torch.tanh(x @ a)  # noqa: E731  # any nonlinear field ...
+    w = torch.randn(4, generator=gen)
+    proj = torch.eye(4) - torch.outer(w, w) / (w @ w)  # fields orthogonal to w keep w^T x
+    g = lambda x: f(x) @ proj  # noqa: E731
+    x = torch.randn(16, 4, generator=gen)
+    y = rk_step(g, x, h, tableau)
+    assert float((y @ w - x @ w).abs().max()) < 1e-12
+
+
+def pendulum_parts():
+    return (lambda p: p), (lambda q: torch.sin(q))
+
+
+@pytest.mark.parametrize("step, order", [(symplectic_euler_step, 1), (stormer_verlet_step, 2)])
+def test_symplectic_methods_orders(step, order) -> None:
+    dT, dU = pendulum_parts()
+    q0, p0 = torch.tensor([1.0]), torch.tensor([0.0])
+    # reference by RK4 with a tiny step
+    ref = integrate(lambda x: torch.cat([x[..., 1:], -torch.sin(x[..., :1])], -1), torch.tensor([1.0, 0.0]), h=1e-4, n_steps=10000)[-1]
+    hs, errs = [], []
+    for n in (20, 40, 80, 160):
+        q, p = q0, p0
+        for _ in range(n):
+            q, p = step(dT, dU, q, p, 1.0 / n)
+        hs.append(1.0 / n)
+        errs.append(float((torch.cat([q, p]) - ref).norm()))
+    assert abs(empirical_order(hs, errs) - order) < 0.1
+
+
+def test_symplectic_euler_energy_is_bounded_explicit_euler_is_not() -> None:
+    dT, dU = pendulum_parts()
+    energy = lambda q, p: 0.5 * p**2 - torch.cos(q)  # noqa: E731
+    q, p = torch.tensor([1.0]), torch.tensor([0.0])
+    e0 = energy(q, p)
+    x = torch.tensor([1.0, 0.0])
+    worst_symplectic = 0.0
+    for _ in range(10_000):
+        q, p = symplectic_euler_step(dT, dU, q, p, 0.05)
+        worst_symplectic = max(worst_symplectic, float((energy(q, p) - e0).abs()))
+    traj = integrate(lambda z: torch.cat([z[..., 1:], -torch.sin(z[..., :1])], -1), x, h=0.05, n_steps=10_000, tableau=EULER)
+    euler_drift = float((energy(traj[-1, 0], traj[-1, 1]) - e0).abs())
+    assert worst_symplectic < 0.05
+    assert euler_drift > 1.0
+
+
+@given(st.integers(2, 6), st.floats(0.01, 10.0), st.integers(0, 2**31 - 1))
+@settings(max_examples=50, deadline=None)
+def test_norm_exact_steps_keep_the_norm(dim, h, seed) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.randn(5, dim, dim, generator=gen)
+    s = m - m.transpose(-1, -2)
+    x = torch.randn(5, dim, generator=gen)
+    for step in (cayley_step, exp_step):
+        y = step(s, x, h)
+        assert float((y.norm(dim=-1) - x.norm(dim=-1)).abs().max()) < 1e-12 * (1 + h)
+
+
+def test_exp_step_is_the_exact_flow_for_constant_skew() -> None:
+    s = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    x = torch.tensor([[1.0, 0.0]])
+    assert torch.allclose(exp_step(s, x, 0.7), exact_rotation(x, 0.7), atol=1e-14)
+
+
+def test_require_method() -> None:
+    assert require_method("symplecticity", "stormer_verlet") == "stormer_verlet"
+    with pytest.raises(ValueError, match="does not keep symplecticity; use one of 'symplectic_euler'"):
+        require_method("symplecticity", "rk4")
+    with pytest.raises(ValueError, match="unknown property"):
+        require_method("energy", "rk4")
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: rk_step(lambda x: x, [1.0], 0.1, RK4), TypeError, "must be a torch.Tensor"),
+        (lambda: rk_step(lambda x: x, torch.ones(2), -0.1, RK4), ValueError, "h must be a finite number > 0"),
+        (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, "rk4"), TypeError, "ButcherTableau"),
+        (lambda: rk_step(3, torch.ones(2), 0.1, RK4), TypeError, "callable"),
+        (lambda: rk_step(lambda x: x, torch.ones(2, dtype=torch.int64), 0.1, RK4), TypeError, "floating-point"),
+        (lambda: rk_step(lambda x: x, torch.ones(2), torch.ones(2), RK4), ValueError, "scalar step size"),
+        (lambda: integrate(lambda x: x, torch.ones(2), h=0.1, n_steps=0), ValueError, "n_steps must be an int >= 1"),
+        (lambda: ButcherTableau("bad", a=((), (1.0,)), b=(0.5, 0.6), order=1), ValueError, "sum to 1"),
+        (lambda: ButcherTableau("implicit", a=((0.5,),), b=(1.0,), order=1), ValueError, "explicit methods"),
+        (lambda: symplectic_euler_step(lambda p: p, lambda q: q, torch.ones(2), torch.ones(3), 0.1), ValueError, "same shape"),
+        (lambda: cayley_step(torch.eye(2), torch.ones(1, 2), 0.1), ValueError, "skew-symmetric"),
+        (lambda: exp_step(torch.zeros(3, 3), torch.ones(1, 2), 0.1), ValueError, "must have shape"),
+    ],
+)
+def test_bad_input_is_refused(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_repr_names_the_order() -> None:
+    assert "order=4" in repr(RK4) and MIDPOINT.order == 2 and KUTTA3.order == 3
