@@ -30,8 +30,9 @@ notebooks-check: $(STAMP)
 	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
 
 book-stored: $(STAMP)
+	rm -rf _build/html
 	$(BIN)/python scripts/booktools.py stored-config _config.yml _build/_config_stored.yml
-	$(BIN)/jupyter-book build . --config _build/_config_stored.yml -W -n --keep-going
+	$(BIN)/jupyter-book build . --all --config _build/_config_stored.yml -W -n --keep-going
 
 browser: $(STAMP)
 	$(BIN)/python -m pytest -q tests/browser

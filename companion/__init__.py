@@ -9,6 +9,7 @@ The whole public surface is re-exported here; the submodules hold the details:
 from .data import swiss_roll, train_test_split
 from .diagnostics import (
     empirical_order,
+    global_errors,
     jacobian_determinant_error,
     jacobian_spectral_norm,
     jacobians,
@@ -25,10 +26,12 @@ from .integrators import (
     KUTTA3,
     MIDPOINT,
     RK4,
+    RK38,
     ButcherTableau,
     cayley_step,
     exp_step,
     integrate,
+    integrate_separable,
     require_method,
     rk_step,
     stormer_verlet_step,
@@ -36,29 +39,45 @@ from .integrators import (
 )
 from .layers import FlowLayer, FlowNetwork, mlp, resnet
 from .structured import SymplecticLayer
-# -- exports: presnov chapter --
+from .layers import GradientLayer, SpherePreservingLayer, gradient_sphere_network  # presnov chapter
+from . import presnov  # presnov chapter: companion.presnov.decompose
 # -- exports: pde chapter --
-# -- exports: properties chapter --
-# -- exports: lipschitz chapter --
+from .structured import MassPreservingLayer, VolumePreservingLayer  # properties chapter
+from .data import digits
+from .lipschitz import (
+    NonExpansiveConvLayer,
+    NonExpansiveLayer,
+    NormalizedLinear,
+    Standardize,
+    SwitchingLayer,
+    conv_operator_norm,
+    dense_operator_norm,
+    lipschitz_classifier,
+    network_lipschitz_bound,
+    power_iteration,
+)
+from .robustness import certified_radius, certificate_check, hinge_loss, pgd_l2, robustness_curve, robustness_report
 from .training import History, accuracy, default_device, fit, seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
     # integrators
-    "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "rk_step", "integrate",
+    "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
     "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "require_method",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField",
     "FlowLayer", "FlowNetwork", "resnet", "mlp",
     # property layers
     "SymplecticLayer",
-    # -- __all__: presnov chapter --
+    "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network", "presnov",  # presnov chapter
     # -- __all__: pde chapter --
-    # -- __all__: properties chapter --
-    # -- __all__: lipschitz chapter --
+    "VolumePreservingLayer", "MassPreservingLayer",  # properties chapter
+    "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
+    "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
+    "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "robustness_curve", "robustness_report", "digits",
     # diagnostics
-    "empirical_order", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",
+    "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",
     "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",
     # data and training
     "swiss_roll", "train_test_split", "fit", "History", "seed_everything", "accuracy", "default_device",

@@ -10,9 +10,10 @@ import math
 
 import torch
 
-from ._checks import check_positive_int, check_tensor
+from ._checks import check_positive, check_positive_int, check_tensor
+from .integrators import RK4, integrate
 
-__all__ = ["swiss_roll", "train_test_split"]
+__all__ = ["swiss_roll", "train_test_split", "sir_flow_map", "pendulum_energy", "pendulum_trajectory", "pendulum_flow_map", "digits"]
 
 
 def swiss_roll(
@@ -104,3 +105,204 @@ def train_test_split(
     n_test = max(1, round(test_fraction * n))
     test_idx, train_idx = perm[:n_test], perm[n_test:]
     return tuple(t[train_idx] for t in tensors), tuple(t[test_idx] for t in tensors)
+
+
+def _sir_field(r0: float):
+    def field(x: torch.Tensor) -> torch.Tensor:
+        s, i = x[..., 0], x[..., 1]
+        infection = r0 * s * i
+        return torch.stack([-infection, infection - i, i], dim=-1)
+
+    return field
+
+
+def sir_flow_map(
+    n: int = 1000, *, T: float = 1.0, r0: float = 1.0, n_steps: int = 1000, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Samples of the time-``T`` flow map of the SIR model :math:`\dot S=-R_0SI,\ \dot I=R_0SI-I,\ \dot R=I`.
+
+    Initial conditions are uniform on the simplex :math:`\{x\ge0,\ \sum_i x_i = 1\}` (normalised
+    exponential samples, i.e. Dirichlet(1, 1, 1)). The truth is computed in float64 with ``n_steps``
+    RK4 steps (default :math:`h = 10^{-3}`, error :math:`\approx 10^{-13}`); RK4 keeps the mass
+    :math:`S+I+R` exactly, so the targets sum to 1 up to rounding.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    T : float
+        Time of the flow map, > 0 (the authors use 1).
+    r0 : float
+        Basic reproduction number :math:`R_0`, > 0 (the authors use 1).
+    n_steps : int
+        RK4 steps used for the truth.
+    seed : int
+        Seed of the generator.
+    dtype : torch.dtype
+        Floating dtype of the returned tensors.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(x0, xT)``, each of shape ``(n, 3)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``n``, ``T``, ``r0`` or ``n_steps``.
+
+    References
+    ----------
+    E. Celledoni et al., *Dynamical systems' based neural networks*, SIAM J. Sci. Comput. (2023), §4.
+    """
+    check_positive_int(n, "n")
+    check_positive_int(n_steps, "n_steps")
+    T, r0 = check_positive(T, "T"), check_positive(r0, "r0")
+    gen = torch.Generator().manual_seed(seed)
+    e = -torch.log(torch.rand(n, 3, generator=gen, dtype=torch.float64).clamp_min(1e-300))
+    x0 = e / e.sum(-1, keepdim=True)
+    xT = integrate(_sir_field(r0), x0, h=T / n_steps, n_steps=n_steps, tableau=RK4)[-1]
+    return x0.to(dtype), xT.to(dtype)
+
+
+def pendulum_energy(x: torch.Tensor) -> torch.Tensor:
+    r"""Energy :math:`H(q,p) = \tfrac12p^2 - \cos q` of the pendulum, shape ``x.shape[:-1]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` is not a floating tensor with last dimension 2.
+    """
+    check_tensor(x, "x", min_ndim=1, last_dim=2)
+    return 0.5 * x[..., 1] ** 2 - torch.cos(x[..., 0])
+
+
+def _pendulum_field(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack([x[..., 1], -torch.sin(x[..., 0])], dim=-1)
+
+
+def pendulum_trajectory(x0: torch.Tensor, *, dt: float, n_steps: int, substeps: int = 20) -> torch.Tensor:
+    r"""Reference trajectory :math:`x_0, \Phi_{dt}(x_0), \dots, \Phi_{dt}^{n}(x_0)` of the pendulum :math:`\dot q = p,\ \dot p = -\sin q`.
+
+    Computed with ``substeps`` RK4 steps per ``dt`` in float64 (error about :math:`(dt/\text{substeps})^4` per unit time).
+
+    Parameters
+    ----------
+    x0 : torch.Tensor
+        Initial states :math:`(q, p)`, shape ``(..., 2)``.
+    dt : float
+        Time between stored states, > 0.
+    n_steps : int
+        Number of stored steps.
+    substeps : int
+        RK4 steps per ``dt``.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n_steps + 1, *x0.shape)``, dtype of ``x0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``x0``, ``dt``, ``n_steps`` or ``substeps``.
+    """
+    check_tensor(x0, "x0", min_ndim=1, last_dim=2)
+    dt = check_positive(dt, "dt")
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(substeps, "substeps")
+    x = x0.to(torch.float64)
+    states = [x]
+    for _ in range(n_steps):
+        x = integrate(_pendulum_field, x, h=dt / substeps, n_steps=substeps, tableau=RK4)[-1]
+        states.append(x)
+    return torch.stack(states).to(x0.dtype)
+
+
+def pendulum_flow_map(
+    n: int = 1000,
+    *,
+    dt: float = 0.1,
+    q_max: float = 2.5,
+    p_max: float = 2.0,
+    substeps: int = 20,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Samples of the time-``dt`` flow map of the pendulum, a Hamiltonian system with :math:`H = \tfrac12p^2-\cos q`.
+
+    Initial states are uniform on :math:`[-q_{\max}, q_{\max}]\times[-p_{\max}, p_{\max}]`; the
+    targets come from :func:`pendulum_trajectory` (RK4 in float64).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    dt : float
+        Time of the flow map, > 0.
+    q_max, p_max : float
+        Half-widths of the sampling box, > 0.
+    substeps : int
+        RK4 steps per ``dt`` for the truth.
+    seed : int
+        Seed of the generator.
+    dtype : torch.dtype
+        Floating dtype of the returned tensors.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(x0, x1)``, each of shape ``(n, 2)`` with columns :math:`(q, p)`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``n``, ``dt``, box or ``substeps``.
+    """
+    check_positive_int(n, "n")
+    q_max, p_max = check_positive(q_max, "q_max"), check_positive(p_max, "p_max")
+    gen = torch.Generator().manual_seed(seed)
+    box = torch.tensor([q_max, p_max], dtype=torch.float64)
+    x0 = (2 * torch.rand(n, 2, generator=gen, dtype=torch.float64) - 1) * box
+    x1 = pendulum_trajectory(x0, dt=dt, n_steps=1, substeps=substeps)[-1]
+    return x0.to(dtype), x1.to(dtype)
+
+
+def digits(
+    *, test_fraction: float = 0.3, image: bool = False, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    r"""scikit-learn's shipped 8x8 handwritten digits (1797 images, 10 classes), pixels scaled to [0, 1].
+
+    No download: the data ship with scikit-learn (UCI optical recognition of handwritten digits,
+    test part). Intensities 0..16 are divided by 16.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Fraction of the images held out, in (0, 1).
+    image : bool
+        Return images of shape ``(n, 1, 8, 8)`` instead of vectors of shape ``(n, 64)``.
+    seed : int
+        Seed of the shuffled split (:func:`train_test_split`).
+    dtype : torch.dtype
+        Floating dtype of the pixels.
+
+    Returns
+    -------
+    tuple
+        ``((x_train, y_train), (x_test, y_test))``; labels are ``int64`` of shape ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``test_fraction`` is not in (0, 1).
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    pixels = torch.as_tensor(bunch.data, dtype=torch.float64) / 16.0
+    if image:
+        pixels = pixels.reshape(-1, 1, 8, 8)
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    train, test = train_test_split(pixels.to(dtype), labels, test_fraction=test_fraction, seed=seed)
+    return train, test

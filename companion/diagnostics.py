@@ -17,6 +17,7 @@ from ._checks import check_callable, check_even, check_positive, check_positive_
 
 __all__ = [
     "empirical_order",
+    "global_errors",
     "jacobians",
     "jacobian_determinant_error",
     "symplecticity_error",
@@ -69,6 +70,57 @@ def empirical_order(step_sizes: Sequence[float], errors: Sequence[float]) -> flo
     if sxx == 0:
         raise ValueError("step_sizes must not all be equal.")
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sxx
+
+
+def global_errors(
+    step: Callable[[torch.Tensor, float], torch.Tensor],
+    x0: torch.Tensor,
+    exact: torch.Tensor,
+    *,
+    t_end: float,
+    n_steps: Sequence[int],
+) -> tuple[list[float], list[float]]:
+    r"""Global errors :math:`\|x_N - x(t_{end})\|` of a one-step method for several step counts.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(x, h)`` returns the next state, e.g. ``lambda x, h: rk_step(f, x, h, RK4)``.
+    x0 : torch.Tensor
+        Initial state.
+    exact : torch.Tensor
+        The exact solution at ``t_end``, same shape as ``x0``.
+    t_end : float
+        Final time, > 0.
+    n_steps : sequence of int
+        Step counts :math:`N`; the step size is :math:`t_{end}/N`.
+
+    Returns
+    -------
+    tuple of list of float
+        ``(step_sizes, errors)``, ready for :func:`empirical_order`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a step that is not callable, mismatched shapes, a non-positive time or count.
+    """
+    check_callable(step, "step")
+    check_tensor(x0, "x0", min_ndim=1)
+    check_tensor(exact, "exact", min_ndim=1)
+    if exact.shape != x0.shape:
+        raise ValueError(f"exact must have the shape of x0 {tuple(x0.shape)}, got {tuple(exact.shape)}.")
+    t_end = check_positive(t_end, "t_end")
+    hs, errors = [], []
+    with torch.no_grad():
+        for n in n_steps:
+            check_positive_int(n, "n_steps entries")
+            x, h = x0, t_end / n
+            for _ in range(n):
+                x = step(x, h)
+            hs.append(h)
+            errors.append(float((x - exact).norm()))
+    return hs, errors
 
 
 def jacobians(f: Map, x: torch.Tensor) -> torch.Tensor:

@@ -2,14 +2,10 @@ r"""Parametric vector fields :math:`x \mapsto F_\theta(x)` as ``nn.Module`` obje
 
 Each family is chosen for the property its exact flow has, for **every** value of the parameters:
 
-================================  ==========================================  =============================
-field                             formula                                     property of the flow
-================================  ==========================================  =============================
-:class:`MLPField`                 :math:`B\sigma(Ax+b)`                       none (the plain ResNet field)
-:class:`GradientField`            :math:`\pm\nabla V_\theta(x)`               gradient flow (symmetric Jacobian)
-:class:`SpherePreservingField`    :math:`S_\theta(x)\,x`, :math:`S^\top=-S`   keeps :math:`\|x\|_2`
-:class:`MassPreservingField`      :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1`  keeps :math:`\mathbf 1^\top x`
-================================  ==========================================  =============================
+- :class:`MLPField`: :math:`B\sigma(Ax+b)`, the plain ResNet field (no property);
+- :class:`GradientField`: :math:`\pm\nabla V_\theta(x)`, a gradient field (symmetric Jacobian);
+- :class:`SpherePreservingField`: :math:`S_\theta(x)\,x` with :math:`S^\top=-S`, whose flow keeps :math:`\|x\|_2`;
+- :class:`MassPreservingField`: :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1`, whose flow keeps :math:`\mathbf 1^\top x`.
 
 The integrator decides whether a layer built from the field keeps the property too; see
 :mod:`companion.layers`.

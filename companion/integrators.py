@@ -26,9 +26,11 @@ __all__ = [
     "HEUN",
     "KUTTA3",
     "RK4",
+    "RK38",
     "TABLEAUS",
     "rk_step",
     "integrate",
+    "integrate_separable",
     "symplectic_euler_step",
     "stormer_verlet_step",
     "cayley_step",
@@ -117,7 +119,17 @@ RK4 = ButcherTableau(
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
     order=4,
 )
-TABLEAUS: dict[str, ButcherTableau] = {"euler": EULER, "midpoint": MIDPOINT, "heun": HEUN, "kutta3": KUTTA3, "rk4": RK4}
+#: Kutta's 3/8 rule: fourth order like RK4, with a smaller error constant. It is the method behind
+#: ``torchdiffeq.odeint(method="rk4")``.
+RK38 = ButcherTableau(
+    "3/8 rule",
+    a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
+    b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
+    order=4,
+)
+TABLEAUS: dict[str, ButcherTableau] = {
+    "euler": EULER, "midpoint": MIDPOINT, "heun": HEUN, "kutta3": KUTTA3, "rk4": RK4, "rk38": RK38,
+}
 
 #: Methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
 SYMPLECTIC_METHODS = ("symplectic_euler", "stormer_verlet")
@@ -301,14 +313,65 @@ def stormer_verlet_step(
     return q_next, p_next
 
 
+def integrate_separable(
+    dT_dp: Field,
+    dU_dq: Field,
+    q0: torch.Tensor,
+    p0: torch.Tensor,
+    *,
+    h: float,
+    n_steps: int,
+    method: str = "symplectic_euler",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Fixed-step trajectory of a symplectic method for :math:`H(q,p) = T(p) + U(q)`.
+
+    Parameters
+    ----------
+    dT_dp, dU_dq : callable
+        Gradients of the kinetic and potential parts.
+    q0, p0 : torch.Tensor
+        Initial positions and momenta, same shape ``(..., n)``.
+    h : float
+        Step size, > 0.
+    n_steps : int
+        Number of steps, >= 1.
+    method : {"symplectic_euler", "stormer_verlet"}
+        The symplectic method.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(q, p)``, each of shape ``(n_steps + 1, *q0.shape)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`symplectic_euler_step`, on a bad count or an unknown method.
+    """
+    steps = {"symplectic_euler": symplectic_euler_step, "stormer_verlet": stormer_verlet_step}
+    if method not in steps:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(map(repr, steps))}.")
+    check_positive_int(n_steps, "n_steps")
+    h = check_positive(h, "h")
+    step = steps[method]
+    qs, ps = [q0], [p0]
+    q, p = q0, p0
+    for _ in range(n_steps):
+        q, p = step(dT_dp, dU_dq, q, p, h)
+        qs.append(q)
+        ps.append(p)
+    return torch.stack(qs), torch.stack(ps)
+
+
 def _check_skew(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     check_tensor(S, "S", min_ndim=2)
     check_tensor(x, "x", min_ndim=1)
     d = x.shape[-1]
     if S.shape[-2:] != (d, d):
         raise ValueError(f"S must have shape (..., {d}, {d}) to act on x of shape {tuple(x.shape)}, got {tuple(S.shape)}.")
-    asym = (S + S.transpose(-1, -2)).abs().max()
-    if asym > 1e-6 * max(1.0, float(S.abs().max())):
+    S_values = S.detach()
+    asym = (S_values + S_values.transpose(-1, -2)).abs().max()
+    if asym > 1e-6 * max(1.0, float(S_values.abs().max())):
         raise ValueError(f"S must be skew-symmetric (S^T = -S); max |S + S^T| = {float(asym):.3g}.")
     return S
 

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_positive, check_positive_int, check_tensor
-from .fields import ACTIVATIONS, MLPField
-from .integrators import EULER, ButcherTableau, _rk_step_unchecked
+from .fields import ACTIVATIONS, GradientField, MLPField, SpherePreservingField
+from .integrators import EULER, ButcherTableau, _rk_step_unchecked, cayley_step, exp_step, require_method
 
-__all__ = ["FlowLayer", "FlowNetwork", "resnet", "mlp"]
+__all__ = ["FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
 
 
 class FlowLayer(nn.Module):
@@ -61,20 +61,19 @@ class FlowLayer(nn.Module):
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.tableau = tableau
         h = check_positive(h, "h")
-        if learn_step:
-            self.raw_h = nn.Parameter(torch.tensor(h))
-        else:
-            self.register_buffer("raw_h", torch.tensor(h), persistent=False)
+        # A fixed step stays a Python float (exact in float64); a learned one is a parameter kept positive by abs.
+        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
+        self._h = h
         self.learn_step = learn_step
 
     @property
-    def h(self) -> torch.Tensor:
-        """The layer's total step, a positive scalar tensor."""
-        return self.raw_h.abs()
+    def h(self) -> float | torch.Tensor:
+        """The layer's total step: a float, or a positive scalar tensor when learned."""
+        return self._h if self.raw_h is None else self.raw_h.abs()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=1)
-        h = (self.h / self.n_steps).to(x.dtype) if self.learn_step else float(self.raw_h) / self.n_steps
+        h = (self.h / self.n_steps).to(x.dtype) if self.learn_step else self._h / self.n_steps
         for _ in range(self.n_steps):
             x = _rk_step_unchecked(self.field, x, h, self.tableau)
         return x
@@ -187,3 +186,196 @@ class _Activation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.sigma(x)
+
+
+# -- the layers of the universal-approximation chapter (gradient and sphere-preserving flows) --
+
+
+class GradientLayer(FlowLayer):
+    r"""Explicit Euler steps of a gradient field: :math:`x\mapsto x \pm h\,\nabla V_\theta(x)`.
+
+    .. math:: V_\theta(x) = \sum_j \alpha_j\,\gamma(a_j^\top x + b_j), \qquad
+              \nabla V_\theta(x) = A^\top\big(\alpha\odot\sigma(Ax+b)\big), \qquad \gamma' = \sigma,
+
+    the field of :class:`~companion.fields.GradientField`. With ``n_steps=1`` the layer is itself the
+    gradient of the scalar :math:`\tfrac12\|x\|^2 \pm hV_\theta(x)`, so its Jacobian
+    :math:`I \pm hA^\top\operatorname{diag}(\alpha\odot\sigma'(Ax+b))A` is symmetric for every parameter
+    value and step size (with ``n_steps > 1`` each sub-step is).
+
+    Parameters
+    ----------
+    dim : int
+        State dimension (any ``dim >= 1``).
+    hidden : int
+        Number of ridge functions in :math:`V_\theta`.
+    h : float
+        Total step, > 0; split into ``n_steps`` equal Euler steps.
+    sign : {1, -1}
+        Ascent (:math:`+h\nabla V`) or descent (:math:`-h\nabla V`).
+    activation : {"tanh", "sigmoid", "relu"}
+        :math:`\sigma`; :math:`\gamma` is its antiderivative.
+    n_steps : int
+        Number of Euler sub-steps.
+    learn_step : bool
+        If true, ``h`` is a parameter kept positive by ``abs``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``dim``/``hidden``/``n_steps``, a non-positive ``h``, a sign other than 1 or -1 or an
+        unknown activation; in ``forward``, if ``x`` is not a ``(batch, dim)`` floating tensor.
+
+    References
+    ----------
+    E. Celledoni et al., *Dynamical systems' based neural networks*, SIAM J. Sci. Comput. 45(6) (2023).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int = 16,
+        h: float = 0.1,
+        sign: int = 1,
+        activation: str = "tanh",
+        n_steps: int = 1,
+        learn_step: bool = False,
+    ) -> None:
+        field = GradientField(dim, hidden, activation=activation, sign=sign)
+        super().__init__(field, h=h, n_steps=n_steps, tableau=EULER, learn_step=learn_step)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", last_dim=self.dim)
+        return super().forward(x)
+
+
+class SpherePreservingLayer(nn.Module):
+    r"""A norm-exact step of a sphere-preserving field :math:`\dot x = S_\theta(x)\,x`, :math:`S_\theta^\top = -S_\theta`.
+
+    Each of the ``n_steps`` sub-steps freezes :math:`S = S_\theta(x_k)` and applies an orthogonal map:
+
+    * ``method="cayley"``: :math:`x_{k+1} = (I - \tfrac\tau2 S)^{-1}(I + \tfrac\tau2 S)\,x_k`,
+    * ``method="exp"``: :math:`x_{k+1} = \exp(\tau S)\,x_k`,
+
+    with :math:`\tau = h/\text{n\_steps}`. Both are orthogonal because :math:`S` is skew, so
+    :math:`\|x_{k+1}\| = \|x_k\|` to rounding for every parameter value and step size; explicit
+    Euler would grow the norm (:math:`\|x + \tau Sx\|^2 = \|x\|^2 + \tau^2\|Sx\|^2`) and is refused.
+    :math:`S_\theta` is :class:`~companion.fields.SpherePreservingField`'s skew matrix.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension, >= 2.
+    hidden : int
+        Width of the network producing the skew entries.
+    h : float
+        Total step, > 0.
+    activation : str
+        Activation of that network.
+    method : {"cayley", "exp"}
+        The norm-exact step; any other method (e.g. ``"euler"``) raises ``ValueError``.
+    n_steps : int
+        Number of sub-steps.
+    learn_step : bool
+        If true, ``h`` is a parameter kept positive by ``abs``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``dim < 2``, ``h`` is not positive, ``method`` does not keep the norm, or an option is bad;
+        in ``forward``, if ``x`` is not a ``(batch, dim)`` floating tensor.
+
+    References
+    ----------
+    E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, Springer (2006), Ch. IV.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hidden: int = 16,
+        h: float = 0.1,
+        activation: str = "tanh",
+        method: str = "cayley",
+        n_steps: int = 1,
+        learn_step: bool = False,
+    ) -> None:
+        super().__init__()
+        self.method = require_method("norm", method)
+        self.field = SpherePreservingField(dim, hidden, activation=activation)
+        self.dim = dim
+        self.n_steps = check_positive_int(n_steps, "n_steps")
+        self._step = cayley_step if method == "cayley" else exp_step
+        h = check_positive(h, "h")
+        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
+        self._h = h
+        self.learn_step = learn_step
+
+    @property
+    def h(self) -> float | torch.Tensor:
+        """The layer's total step: a float, or a positive scalar tensor when learned."""
+        return self._h if self.raw_h is None else self.raw_h.abs()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor(x, "x", last_dim=self.dim)
+        tau = (self.h / self.n_steps).to(x.dtype) if self.learn_step else self._h / self.n_steps
+        for _ in range(self.n_steps):
+            x = self._step(self.field.skew(x), x, tau)
+        return x
+
+
+def gradient_sphere_network(
+    in_dim: int,
+    out_dim: int,
+    *,
+    width: int,
+    depth: int,
+    hidden: int = 16,
+    h: float = 0.1,
+    activation: str = "tanh",
+    method: str = "cayley",
+    learn_step: bool = False,
+) -> FlowNetwork:
+    r"""Lift, then ``depth`` pairs (:class:`GradientLayer`, :class:`SpherePreservingLayer`), then project.
+
+    .. math:: \mathcal N = P\circ\big(\Psi^h_{X_{S,\theta_M}}\circ\Psi^h_{\nabla V_{\theta_M}}\big)\circ\cdots
+              \circ\big(\Psi^h_{X_{S,\theta_1}}\circ\Psi^h_{\nabla V_{\theta_1}}\big)\circ L,
+
+    the network class of the universal-approximation theorem: each pair is one Lie--Trotter step of
+    a learned field :math:`\nabla V_\theta + S_\theta(x)x` (its Presnov decomposition).
+
+    Parameters
+    ----------
+    in_dim, out_dim : int
+        Input and output sizes; the linear lift :math:`L` and projection :math:`P` are left out where
+        they equal ``width``.
+    width : int
+        State dimension of the flows, >= 2.
+    depth : int
+        Number of (gradient, sphere) pairs.
+    hidden : int
+        Hidden width of each field.
+    h : float
+        Step of every layer.
+    activation : str
+        Activation of the fields.
+    method : {"cayley", "exp"}
+        Norm-exact step of the sphere layers.
+    learn_step : bool
+        Learn each layer's step.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad sizes, ``width < 2``, a non-positive ``h`` or a method that does not keep the norm.
+    """
+    check_positive_int(depth, "depth")
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers.append(GradientLayer(width, hidden=hidden, h=h, activation=activation, learn_step=learn_step))
+        layers.append(
+            SpherePreservingLayer(width, hidden=hidden, h=h, activation=activation, method=method, learn_step=learn_step)
+        )
+    return FlowNetwork(layers, in_dim=in_dim, width=width, out_dim=out_dim)

@@ -35,6 +35,11 @@ def machine() -> str:
 def stored_config(source: str, target: str) -> None:
     config = yaml.safe_load(Path(source).read_text())
     config.setdefault("execute", {})["execute_notebooks"] = "off"
+    # Paths of local extensions are read relative to the config file: make them absolute.
+    base = Path(source).resolve().parent
+    extensions = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, folder in extensions.items():
+        extensions[name] = str((base / folder).resolve())
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     Path(target).write_text(yaml.safe_dump(config, sort_keys=False))
     print(f"wrote {target} (execute_notebooks: off)")

@@ -1,0 +1,209 @@
+"""Benchmarks of companion: integrators against their floor and torchdiffeq, property layers against a
+ResNet layer, the convolution norm bound against power iteration, and the book's chapters.
+
+    python benchmarks/run.py [--quick] [--output book/benchmarks_results.md]
+
+One thread, CPU (or CUDA with --device cuda). Every number is a median over --repeats runs; ratios are
+medians of per-run ratios, the runs of the things compared being interleaved so that they share the
+machine's noise. Prints the tables and writes them as a Markdown fragment that the book includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import companion as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    model = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} thread(s) of {torch.multiprocessing.cpu_count()} cores, torch {torch.__version__}"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(functions: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Run each function once to warm up, then ``repeats`` rounds of all of them; return the times."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for fn in functions.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def bench_rk4(device: torch.device, repeats: int, quick: bool) -> str:
+    import torchdiffeq
+
+    steps, h = 200, 0.01
+    rows = []
+    dims = [2, 64] if quick else [2, 8, 64]
+    for dtype in (torch.float32, torch.float64):
+        for batch in (1, 1024):
+            for dim in dims:
+                torch.manual_seed(0)
+                field = C.MLPField(dim, 64).to(device=device, dtype=dtype)
+                x0 = torch.randn(batch, dim, device=device, dtype=dtype)
+                grid = torch.linspace(0, steps * h, steps + 1, device=device, dtype=dtype)
+
+                def floor():
+                    for _ in range(4 * steps):
+                        field(x0)
+
+                def companion_rk(tableau):
+                    def run():
+                        x = x0
+                        for _ in range(steps):
+                            x = C.rk_step(field, x, h, tableau)
+                        return x
+                    return run
+
+                def diffeq():
+                    return torchdiffeq.odeint(lambda t, x: field(x), x0, grid, method="rk4")[-1]
+
+                with torch.no_grad():
+                    gap = float((companion_rk(C.RK38)() - diffeq()).abs().max() / x0.abs().max().clamp_min(1))
+                    times = interleaved({"floor": floor, "rk4": companion_rk(C.RK4), "rk38": companion_rk(C.RK38),
+                                         "torchdiffeq": diffeq}, repeats, device)
+                rows.append([
+                    str(dtype).replace("torch.", ""), str(batch), str(dim),
+                    f"{1e3 * statistics.median(times['floor']):.1f}",
+                    f"{ratio(times, 'rk4', 'floor'):.2f}", f"{ratio(times, 'rk38', 'floor'):.2f}",
+                    f"{ratio(times, 'torchdiffeq', 'floor'):.2f}", f"{ratio(times, 'torchdiffeq', 'rk38'):.2f}",
+                    f"{gap:.0e}",
+                ])
+    header = ["dtype", "batch", "dim", "floor (ms)", "RK4 / floor", "3/8 rule / floor", "torchdiffeq / floor",
+              "torchdiffeq / ours", "max gap"]
+    return table(header, rows)
+
+
+def bench_layers(device: torch.device, repeats: int, quick: bool) -> str:
+    width, batch = 64, 1024
+    torch.manual_seed(0)
+    layers = {
+        "ResNet layer (Euler, MLPField)": C.FlowLayer(C.MLPField(width, width), h=0.1),
+        "GradientLayer": C.GradientLayer(width, hidden=width),
+        "SpherePreservingLayer (Cayley)": C.SpherePreservingLayer(width),
+        "SymplecticLayer": C.SymplecticLayer(width, hidden=width // 2),
+        "VolumePreservingLayer": C.VolumePreservingLayer(width),
+        "MassPreservingLayer (Euler)": C.MassPreservingLayer(width),
+        "NonExpansiveLayer": C.NonExpansiveLayer(width),
+    }
+    x = torch.randn(batch, width, device=device)
+    functions = {}
+    for name, layer in layers.items():
+        layer.to(device)
+        functions[name + " fwd"] = (lambda l: lambda: l(x))(layer)
+
+        def fwd_bwd(l=layer):
+            out = l(x.requires_grad_(False))
+            out.square().sum().backward()
+
+        functions[name + " fwd+bwd"] = fwd_bwd
+    times = interleaved(functions, repeats, device)
+    base = "ResNet layer (Euler, MLPField)"
+    rows = []
+    for name, layer in layers.items():
+        params = sum(p.numel() for p in layer.parameters())
+        rows.append([name, str(params), f"{1e3 * statistics.median(times[name + ' fwd']):.2f}",
+                     f"{ratio(times, name + ' fwd', base + ' fwd'):.2f}",
+                     f"{1e3 * statistics.median(times[name + ' fwd+bwd']):.2f}",
+                     f"{ratio(times, name + ' fwd+bwd', base + ' fwd+bwd'):.2f}"])
+    return table(["layer (width 64, batch 1024)", "parameters", "forward (ms)", "/ ResNet", "fwd+bwd (ms)", "/ ResNet"], rows)
+
+
+def bench_conv_norm(device: torch.device, repeats: int, quick: bool) -> str:
+    rows = []
+    torch.manual_seed(0)
+    for channels, size, padding in [(8, 16, "periodic"), (8, 16, "zeros"), (16, 32, "periodic"), (16, 32, "zeros")]:
+        kernel = torch.randn(channels, channels, 3, 3, device=device) / 3
+        shape = (channels, size, size)
+        bound = C.conv_operator_norm(kernel, shape, padding=padding)
+        estimate = C.power_iteration(kernel, shape, padding=padding, iterations=100, seed=0)
+        times = interleaved({
+            "bound": lambda: C.conv_operator_norm(kernel, shape, padding=padding),
+            "power": lambda: C.power_iteration(kernel, shape, padding=padding, iterations=100, seed=0),
+        }, repeats, device)
+        rows.append([f"{channels}x{channels}x3x3 on {size}x{size}", padding, f"{float(bound):.4f}", f"{float(estimate):.4f}",
+                     f"{float(bound) / float(estimate):.4f}", f"{1e3 * statistics.median(times['bound']):.1f}",
+                     f"{1e3 * statistics.median(times['power']):.1f}"])
+    return table(["kernel, input", "padding", "bound", "power iteration (100 its)", "bound / estimate", "bound (ms)", "power (ms)"], rows)
+
+
+def chapter_times() -> str:
+    path = ROOT / "book" / "timings.csv"
+    if not path.exists():
+        return "(no book/timings.csv yet: run `make notebooks`)"
+    with open(path) as handle:
+        rows = list(csv.reader(handle))
+    return table(rows[0], rows[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (for the tests)")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", default=None, help="write the tables as Markdown to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    repeats = 3 if args.quick else args.repeats
+    sections = [
+        ("Fixed-step RK4, 200 steps of a small MLP field", bench_rk4),
+        ("Property layers against a ResNet layer", bench_layers),
+        ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
+    ]
+    out = [f"Measured on: {machine(device)}; medians of {repeats} interleaved runs.\n"]
+    for title, bench in sections:
+        start = time.perf_counter()
+        result = bench(device, repeats, args.quick)
+        out.append(f"### {title}\n\n{result}\n")
+        print(f"\n## {title} ({time.perf_counter() - start:.0f} s)\n\n{result}", flush=True)
+    out.append(f"### Chapters (execution time, `make notebooks`)\n\n{chapter_times()}\n")
+    if args.output:
+        Path(args.output).write_text("\n".join(out))
+        print(f"\nwrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
