@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: install book test unit notebooks-check book-stored browser notebooks clean
+.PHONY: install book test unit notebooks-check book-stored browser notebooks bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ browser: $(STAMP)
 ## make notebooks: re-execute every notebook in place (refreshes the stored outputs after a change).
 notebooks: $(STAMP)
 	$(BIN)/python scripts/booktools.py execute $(NOTEBOOKS) --timings book/timings.csv
+
+## make bench: the benchmark tables (one thread), also written for the book's benchmarks page.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --output book/benchmarks_results.md
 
 clean:
 	rm -rf _build

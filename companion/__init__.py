@@ -30,6 +30,7 @@ from .integrators import (
     ButcherTableau,
     cayley_step,
     exp_step,
+    rotation_step,
     integrate,
     integrate_separable,
     require_method,
@@ -64,7 +65,7 @@ __version__ = "0.1.0"
 __all__ = [
     # integrators
     "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
-    "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "require_method",
+    "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "rotation_step", "require_method",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField",
     "FlowLayer", "FlowNetwork", "resnet", "mlp",

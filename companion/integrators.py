@@ -35,6 +35,7 @@ __all__ = [
     "stormer_verlet_step",
     "cayley_step",
     "exp_step",
+    "rotation_step",
     "SYMPLECTIC_METHODS",
     "NORM_EXACT_METHODS",
     "PROPERTY_METHODS",
@@ -134,7 +135,7 @@ TABLEAUS: dict[str, ButcherTableau] = {
 #: Methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
 SYMPLECTIC_METHODS = ("symplectic_euler", "stormer_verlet")
 #: Methods that keep the Euclidean norm exactly for fields of the form :math:`S(x)x`, :math:`S` skew.
-NORM_EXACT_METHODS = ("cayley", "exp")
+NORM_EXACT_METHODS = ("cayley", "exp", "rotation")
 
 
 def _combine(x: torch.Tensor, terms, ks: list[torch.Tensor], h: Step) -> torch.Tensor:
@@ -413,6 +414,55 @@ def exp_step(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
     h = _check_step(h)
     return (torch.linalg.matrix_exp(h * S) @ x.unsqueeze(-1)).squeeze(-1)
 
+
+
+def rotation_step(v: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    r"""Norm-exact step along a tangent velocity: the rotation of :math:`x` towards :math:`v` by angle :math:`h\|v\|/\|x\|`.
+
+    For a sphere-preserving field :math:`\dot x = S(x)x`, take :math:`v = S(x_n)x_n`. The rank-two skew
+    matrix :math:`\tilde S = (vx^\top - xv^\top)/\|x\|^2` has :math:`\tilde Sx = v`, and its exponential
+    acts in the plane of :math:`x` and :math:`v` only:
+
+    .. math::
+
+        \exp(h\tilde S)\,x = \cos(\omega h)\,x + \frac{\sin(\omega h)}{\omega}\,v,
+        \qquad \omega = \|v\|/\|x\| .
+
+    So the step is :func:`exp_step` with the frozen :math:`\tilde S` (first order for
+    :math:`\dot x = S(x)x`, norm kept to rounding for every :math:`h`) at the cost of a few vector
+    operations: no matrix is formed or factorised. ``v`` is first projected onto the tangent space
+    (:math:`v \leftarrow v - x\,(x\cdot v)/\|x\|^2`) so that rounding in :math:`x\cdot v` cannot change the norm.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Velocities, shape ``(..., dim)``, tangent to the sphere at ``x``.
+    x : torch.Tensor
+        States, same shape.
+    h : float or scalar tensor
+        Step size.
+
+    Raises
+    ------
+    ValueError
+        If ``v`` and ``x`` differ in shape or ``h`` is not positive.
+    """
+    check_tensor(v, "v", min_ndim=1)
+    check_tensor(x, "x", min_ndim=1)
+    if v.shape != x.shape:
+        raise ValueError(f"v and x must have the same shape, got {tuple(v.shape)} and {tuple(x.shape)}.")
+    h = _check_step(h)
+    return _rotation_step_unchecked(v, x, h)
+
+
+def _rotation_step_unchecked(v: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    tiny = torch.finfo(x.dtype).tiny
+    norm_x2 = (x * x).sum(-1, keepdim=True).clamp_min(tiny)
+    v = v - x * ((x * v).sum(-1, keepdim=True) / norm_x2)
+    omega = (v.norm(dim=-1, keepdim=True) / norm_x2.sqrt())
+    angle = omega * h
+    # sin(omega h) / omega = h * sinc(omega h / pi), well defined at omega = 0.
+    return torch.cos(angle) * x + (h * torch.sinc(angle / torch.pi)) * v
 
 #: Which methods keep which property. Every Runge--Kutta method keeps linear invariants; the
 #: symplectic methods keep symplecticity and volume (for separable Hamiltonians / shear splittings);

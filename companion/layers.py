@@ -15,7 +15,7 @@ from torch import nn
 
 from ._checks import check_choice, check_positive, check_positive_int, check_tensor
 from .fields import ACTIVATIONS, GradientField, MLPField, SpherePreservingField
-from .integrators import EULER, ButcherTableau, _rk_step_unchecked, cayley_step, exp_step, require_method
+from .integrators import EULER, ButcherTableau, _rk_step_unchecked, _rotation_step_unchecked, cayley_step, exp_step, require_method
 
 __all__ = ["FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
 
@@ -257,8 +257,11 @@ class SpherePreservingLayer(nn.Module):
 
     * ``method="cayley"``: :math:`x_{k+1} = (I - \tfrac\tau2 S)^{-1}(I + \tfrac\tau2 S)\,x_k`,
     * ``method="exp"``: :math:`x_{k+1} = \exp(\tau S)\,x_k`,
+    * ``method="rotation"``: the exponential of the rank-two skew matrix that agrees with :math:`S` on
+      :math:`x_k`, a rotation in the plane of :math:`x_k` and :math:`S x_k` in closed form
+      (:func:`~companion.integrators.rotation_step`); no matrix is factorised, so it is the fastest.
 
-    with :math:`\tau = h/\text{n\_steps}`. Both are orthogonal because :math:`S` is skew, so
+    with :math:`\tau = h/\text{n\_steps}`. All three maps are orthogonal because the matrices are skew, so
     :math:`\|x_{k+1}\| = \|x_k\|` to rounding for every parameter value and step size; explicit
     Euler would grow the norm (:math:`\|x + \tau Sx\|^2 = \|x\|^2 + \tau^2\|Sx\|^2`) and is refused.
     :math:`S_\theta` is :class:`~companion.fields.SpherePreservingField`'s skew matrix.
@@ -273,7 +276,7 @@ class SpherePreservingLayer(nn.Module):
         Total step, > 0.
     activation : str
         Activation of that network.
-    method : {"cayley", "exp"}
+    method : {"cayley", "exp", "rotation"}
         The norm-exact step; any other method (e.g. ``"euler"``) raises ``ValueError``.
     n_steps : int
         Number of sub-steps.
@@ -307,7 +310,7 @@ class SpherePreservingLayer(nn.Module):
         self.field = SpherePreservingField(dim, hidden, activation=activation)
         self.dim = dim
         self.n_steps = check_positive_int(n_steps, "n_steps")
-        self._step = cayley_step if method == "cayley" else exp_step
+        self._step = {"cayley": cayley_step, "exp": exp_step, "rotation": None}[method]
         h = check_positive(h, "h")
         self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
         self._h = h
@@ -322,7 +325,10 @@ class SpherePreservingLayer(nn.Module):
         check_tensor(x, "x", last_dim=self.dim)
         tau = (self.h / self.n_steps).to(x.dtype) if self.learn_step else self._h / self.n_steps
         for _ in range(self.n_steps):
-            x = self._step(self.field.skew(x), x, tau)
+            if self._step is None:
+                x = _rotation_step_unchecked(self.field(x), x, tau)
+            else:
+                x = self._step(self.field.skew(x), x, tau)
         return x
 
 

@@ -325,7 +325,7 @@ def splitting_errors(
     The reference :math:`\varphi^t_F(x)` is RK4 with ``reference_steps`` steps; each scheme composes
     the flows of :math:`\nabla V` and :math:`X_S` (:func:`presnov_parts`, :func:`splitting_flow`). The
     error is :math:`\max_i\|\cdot\|_2` over the points. Feed the result to
-    :func:`companion.empirical_order` to measure the orders (1 for Lie--Trotter, 2 for Strang).
+    :func:`companion.diagnostics.empirical_order` to measure the orders (1 for Lie--Trotter, 2 for Strang).
 
     Returns
     -------

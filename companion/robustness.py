@@ -85,7 +85,7 @@ def certified_accuracy(
 
 
 def hinge_loss(margin: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
-    r"""A loss for :func:`companion.fit`: :math:`\frac1C\sum_{k\ne y}\max(0, m-(f_y-f_k))` (multi-class hinge)."""
+    r"""A loss for :func:`companion.training.fit`: :math:`\frac1C\sum_{k\ne y}\max(0, m-(f_y-f_k))` (multi-class hinge)."""
     check_positive(margin, "margin")
     return lambda model, inputs, labels: F.multi_margin_loss(model(inputs), labels, margin=margin)
 

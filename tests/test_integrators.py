@@ -169,3 +169,53 @@ def test_bad_input_is_refused(call, error, match) -> None:
 
 def test_repr_names_the_order() -> None:
     assert "order=4" in repr(RK4) and MIDPOINT.order == 2 and KUTTA3.order == 3
+
+
+@given(st.integers(2, 6), st.floats(0.01, 10.0), st.integers(0, 2**31 - 1))
+@settings(max_examples=50, deadline=None)
+def test_rotation_step_is_the_exponential_of_the_rank_two_skew_matrix(dim, h, seed) -> None:
+    from companion import rotation_step
+
+    gen = torch.Generator().manual_seed(seed)
+    m = torch.randn(4, dim, dim, generator=gen)
+    s = m - m.transpose(-1, -2)
+    x = torch.randn(4, dim, generator=gen)
+    v = (s @ x.unsqueeze(-1)).squeeze(-1)
+    rank_two = (v.unsqueeze(-1) * x.unsqueeze(-2) - x.unsqueeze(-1) * v.unsqueeze(-2)) / (x * x).sum(-1)[:, None, None]
+    y = rotation_step(v, x, h)
+    assert float((y.norm(dim=-1) - x.norm(dim=-1)).abs().max()) < 1e-12 * (1 + h)
+    assert torch.allclose(y, exp_step(rank_two, x, h), atol=1e-10 * (1 + h))
+
+
+def test_rotation_step_is_first_order_and_handles_zero_velocity() -> None:
+    from companion import rotation_step
+
+    s = torch.tensor([[0.0, 1.0, 0.5], [-1.0, 0.0, -0.3], [-0.5, 0.3, 0.0]])
+    field = lambda x: ((s * (1 + x[..., :1, None] ** 2)) @ x.unsqueeze(-1)).squeeze(-1)  # noqa: E731  # S(x) x
+    x0 = torch.tensor([[1.0, 0.5, -0.2]])
+    reference = integrate(field, x0, h=1e-3, n_steps=1000)[-1]
+    hs, errors = [], []
+    for n in (10, 20, 40, 80):
+        x = x0
+        for _ in range(n):
+            x = rotation_step(field(x), x, 1.0 / n)
+        hs.append(1.0 / n)
+        errors.append(float((x - reference).norm()))
+    assert abs(empirical_order(hs, errors) - 1.0) < 0.15
+    assert torch.equal(rotation_step(torch.zeros(1, 3), x0, 0.5), x0)
+    with pytest.raises(ValueError, match="same shape"):
+        rotation_step(torch.zeros(1, 2), x0, 0.5)
+
+
+def test_rk38_agrees_with_torchdiffeq_rk4_to_rounding() -> None:
+    torchdiffeq = pytest.importorskip("torchdiffeq")  # benchmark-only dependency, pinned in requirements.txt
+    from companion import RK38, MLPField
+
+    torch.manual_seed(0)
+    field = MLPField(3, 8).double()
+    x0 = torch.randn(5, 3)
+    grid = torch.linspace(0, 1, 21)
+    with torch.no_grad():
+        ours = integrate(field, x0, h=0.05, n_steps=20, tableau=RK38)[-1]
+        theirs = torchdiffeq.odeint(lambda t, x: field(x), x0, grid, method="rk4")[-1]
+    assert float((ours - theirs).abs().max()) < 1e-13
