@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: install book test unit notebooks-check book-stored browser notebooks bench clean
+.PHONY: install book test unit notebooks-check book-stored browser notebooks bench train-pde clean
 
 install: $(STAMP)
 
@@ -44,6 +44,13 @@ notebooks: $(STAMP)
 ## make bench: the benchmark tables (one thread), also written for the book's benchmarks page.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --output book/benchmarks_results.md
+
+## make train-pde: retrain the shipped PDE weights in companion/weights (about 20 CPU-minutes on 2 cores).
+train-pde: $(STAMP)
+	$(BIN)/python scripts/train_pde.py --inits exact --equations heat
+	$(BIN)/python scripts/train_pde.py --inits exact --equations fisher --epochs 60 --threads 2
+	$(BIN)/python scripts/train_pde.py --inits random --equations heat --lr 1e-2 --epochs 20
+	$(BIN)/python scripts/train_pde.py --inits random --equations fisher --lr 1e-2 --epochs 8
 
 clean:
 	rm -rf _build

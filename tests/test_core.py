@@ -11,7 +11,15 @@ from torch import nn
 import companion as C
 from companion.fields import skew_from_entries
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64_by_default():
+    """Float64 for this module's tests only (restored afterwards, so other modules keep float32)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 # --- fields and layers ---------------------------------------------------------------------------

@@ -15,7 +15,15 @@ from companion import (
 )
 from companion.integrators import TABLEAUS
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64_by_default():
+    """Float64 for this module's tests only (restored afterwards, so other modules keep float32)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def rotation(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,464 @@
+r"""Learning PDE dynamics from pixel data: finite differences as convolutions and the method of lines.
+
+A grid function :math:`U \in \mathbb{R}^{d\times d}` with :math:`U_{rs} = u(x_r, y_s)`, :math:`x_r = rh`,
+rows indexing :math:`x`, is a one-channel image. A finite-difference stencil is a convolution kernel, so the
+semi-discrete right-hand side :math:`F(U)` of a PDE is a small CNN and one explicit Euler step
+:math:`U + \delta t\,F_\theta(U)` is a ResNet layer (Celledoni, Jackaman, Murari and Owren, 2025).
+
+PyTorch's ``conv2d`` is a cross-correlation, :math:`(K\star U)_{rs} = \sum_{ij} K_{ij}U_{r+i-k,\,s+j-k}`;
+every kernel here is written in that convention (so the central :math:`\partial_x` kernel is
+:math:`[-1, 0, 1]/(2h)` down a column, the *negative* of the textbook convolution kernel).
+
+Grids are tensors of shape ``(d, d)`` or ``(batch, d, d)``. Boundaries: ``"periodic"`` (circular padding)
+and ``"dirichlet"`` (homogeneous, zero padding). Data generation and the error-splitting measurements are
+in :mod:`companion.pde_data`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
+
+__all__ = [
+    "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "rhs", "check_time_step",
+    "ConvRHS", "exact_cnn", "MethodOfLinesNetwork", "method_of_lines", "rollout", "unrolled_loss",
+    "rollout_metrics", "impulse_response",
+]
+
+BOUNDARIES = ("periodic", "dirichlet")
+#: heat u_t = a Lap u; fisher u_t = a Lap u + u(1-u); advection u_t = c . grad u; burgers u_t = u_x + u u_y.
+EQUATIONS = ("heat", "fisher", "advection", "burgers")
+_STENCILS = ("dx", "dy", "laplacian")
+_ACTIVATIONS = {"relu": 1, "relu2": 2}
+
+
+def check_grid(U, name: str = "U") -> torch.Tensor:
+    """Check that ``U`` is a floating tensor of shape ``(d, d)`` or ``(batch, d, d)`` with ``d >= 3``."""
+    check_tensor(U, name)
+    if U.ndim not in (2, 3):
+        raise ValueError(
+            f"{name} must be a grid of shape (d, d) or a batch (batch, d, d), got shape {tuple(U.shape)}; "
+            "drop channel dimensions with U.squeeze(1)."
+        )
+    if U.shape[-1] != U.shape[-2]:
+        raise ValueError(f"{name} must be a square grid (d, d) on the unit square, got {tuple(U.shape[-2:])}.")
+    if U.shape[-1] < 3:
+        raise ValueError(f"{name} must have at least 3x3 pixels, got {tuple(U.shape[-2:])}.")
+    return U
+
+
+def stencil(name: str, *, h: float = 1.0, order: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    r"""Finite-difference stencil as a cross-correlation kernel for ``torch.nn.functional.conv2d``.
+
+    ``order=2``: 3x3 central differences (:math:`\partial_x`: :math:`K_{0,1}=-\tfrac1{2h}, K_{2,1}=\tfrac1{2h}`;
+    the 5-point Laplacian :math:`[[0,1,0],[1,-4,1],[0,1,0]]/h^2`). ``order=4``: 5x5 kernels from the 1-D
+    stencils :math:`[1,-8,0,8,-1]/(12h)` and :math:`[-1,16,-30,16,-1]/(12h^2)`.
+
+    Parameters
+    ----------
+    name : {"dx", "dy", "laplacian"}
+        The operator; ``x`` runs down the rows (first index), ``y`` along the columns.
+    h : float
+        Grid spacing.
+    order : {2, 4}
+        Order of accuracy: the truncation error is :math:`O(h^{order})` for smooth functions.
+
+    Returns
+    -------
+    torch.Tensor
+        Kernel of shape ``(3, 3)`` (order 2) or ``(5, 5)`` (order 4).
+
+    Raises
+    ------
+    ValueError
+        On an unknown name or order, or a non-positive ``h``.
+    """
+    check_choice(name, "stencil", _STENCILS)
+    if order not in (2, 4):
+        raise ValueError(f"order must be 2 or 4, got {order!r}.")
+    h = check_positive(h, "h")
+    if order == 2:
+        first = torch.tensor([-0.5, 0.0, 0.5], dtype=dtype) / h
+        second = torch.tensor([1.0, -2.0, 1.0], dtype=dtype) / h**2
+    else:
+        first = torch.tensor([1.0, -8.0, 0.0, 8.0, -1.0], dtype=dtype) / (12 * h)
+        second = torch.tensor([-1.0, 16.0, -30.0, 16.0, -1.0], dtype=dtype) / (12 * h**2)
+    size = order + 1
+    kernel = torch.zeros(size, size, dtype=dtype)
+    mid = size // 2
+    if name in ("dx", "laplacian"):
+        kernel[:, mid] += first if name == "dx" else second
+    if name in ("dy", "laplacian"):
+        kernel[mid, :] += first if name == "dy" else second
+    return kernel
+
+
+def _pad(x: torch.Tensor, width: int, boundary: str) -> torch.Tensor:
+    if width == 0:
+        return x
+    mode = "circular" if boundary == "periodic" else "constant"
+    return F.pad(x, (width,) * 4, mode=mode)
+
+
+def apply_stencil(U: torch.Tensor, kernel: torch.Tensor, *, boundary: str = "periodic") -> torch.Tensor:
+    r"""Cross-correlate the grid ``U`` with a square odd-sized ``kernel`` under the given boundary condition.
+
+    Returns a tensor of the same shape as ``U``: :math:`(K\star U)_{rs}=\sum_{ij}K_{ij}U_{r+i-k,s+j-k}` with
+    ghost values from circular (``periodic``) or zero (``dirichlet``) padding.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-grid ``U`` (see :func:`check_grid`), a kernel that is not square and odd, or an unknown boundary.
+    """
+    check_grid(U)
+    check_choice(boundary, "boundary", BOUNDARIES)
+    check_tensor(kernel, "kernel", ndim=2)
+    if kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise ValueError(f"kernel must be square with odd size, got shape {tuple(kernel.shape)}.")
+    x = U.reshape(-1, 1, *U.shape[-2:])
+    out = F.conv2d(_pad(x, kernel.shape[0] // 2, boundary), kernel.to(U)[None, None])
+    return out.reshape(U.shape)
+
+
+def rhs(
+    equation: str, U: torch.Tensor, *, h: float, alpha: float = 0.01, velocity: Sequence[float] = (1.0, 1.0),
+    boundary: str = "periodic", order: int = 2,
+) -> torch.Tensor:
+    r"""Semi-discrete right-hand side :math:`F(U)` of the method of lines, :math:`\dot U = F(U)`.
+
+    ``heat``: :math:`\alpha\Delta_h U`; ``fisher``: :math:`\alpha\Delta_h U + U\odot(1-U)`;
+    ``advection``: :math:`c_1 D_x U + c_2 D_y U`; ``burgers``: :math:`D_x U + U\odot D_y U` (the talk's example
+    :math:`u_t = u_x + u u_y`). :math:`\Delta_h, D_x, D_y` are the stencils of :func:`stencil` of the given order.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On an unknown equation or boundary, a non-grid ``U``, or a non-positive ``h`` or ``alpha``.
+    """
+    check_choice(equation, "equation", EQUATIONS)
+    check_grid(U)
+    check_positive(alpha, "alpha")
+    kw = dict(h=h, order=order, dtype=U.dtype)
+    if equation in ("heat", "fisher"):
+        out = alpha * apply_stencil(U, stencil("laplacian", **kw), boundary=boundary)
+        return out + U * (1 - U) if equation == "fisher" else out
+    dx = apply_stencil(U, stencil("dx", **kw), boundary=boundary)
+    dy = apply_stencil(U, stencil("dy", **kw), boundary=boundary)
+    if equation == "advection":
+        c1, c2 = (float(c) for c in velocity)
+        return c1 * dx + c2 * dy
+    return dx + U * dy
+
+
+def check_time_step(
+    equation: str, dt: float, *, h: float, alpha: float = 0.01, velocity: Sequence[float] = (1.0, 1.0),
+    substeps: int = 1, order: int = 2,
+) -> float:
+    r"""Check that explicit Euler sub-steps of size :math:`\delta t/n` are stable for the FD scheme.
+
+    Diffusion (heat, Fisher) needs :math:`\alpha\,(\delta t/n)/h^2 \le 1/4` (order 2) or :math:`\le 3/16`
+    (order 4), the limit where the most negative eigenvalue of :math:`\alpha\Delta_h` leaves the Euler stability
+    interval :math:`[-2, 0]`. Transport (advection, Burgers) needs the CFL condition
+    :math:`\max_i|c_i|\,(\delta t/n)/h \le 1`. Returns the stability number.
+
+    Raises
+    ------
+    ValueError
+        If the step violates the limit (the message says which substeps would be stable).
+    """
+    check_choice(equation, "equation", EQUATIONS)
+    dt, h = check_positive(dt, "dt"), check_positive(h, "h")
+    check_positive_int(substeps, "substeps")
+    if equation in ("heat", "fisher"):
+        number, limit, what = alpha * dt / substeps / h**2, (0.25 if order == 2 else 3 / 16), "alpha*dt/(n*h^2)"
+    else:
+        speed = max(abs(float(c)) for c in velocity) if equation == "advection" else 1.0
+        number, limit, what = speed * dt / substeps / h, 1.0, "|c|*dt/(n*h)"
+    if number > limit * (1 + 1e-12):
+        need = int(-(-number * substeps // limit))
+        raise ValueError(
+            f"unstable time step for explicit Euler on {equation}: {what} = {number:.4g} > {limit:g}; "
+            f"use a smaller dt or at least substeps={need}."
+        )
+    return number
+
+
+class ConvRHS(nn.Module):
+    r"""Two-layer CNN :math:`F_\theta(U) = s\,\big(\mathcal B\star\sigma(\mathcal A\star U + a) + b\big)`.
+
+    With ``kernel_size=5``: ``ConvRHS(2, activation="relu", output_bias=False)`` has 102 parameters (the heat
+    and advection network of the paper), ``ConvRHS(10, activation="relu2")`` has 511 (Fisher). The fixed
+    ``scale`` :math:`s` (a buffer, e.g. :math:`\alpha/h^2`) keeps the trainable weights of order one.
+
+    Parameters
+    ----------
+    hidden : int
+        Number of hidden channels.
+    activation : "relu", "relu2" or a sequence of them (one per channel)
+        :math:`\sigma_1(x)=\max(0,x)`, :math:`\sigma_2(x)=\max(0,x)^2`.
+    kernel_size : int
+        Odd kernel size of both convolutions.
+    output_bias : bool
+        Whether the second convolution has a bias :math:`b`.
+    boundary : {"periodic", "dirichlet"}
+        Padding of both convolutions.
+    scale : float
+        Fixed output factor :math:`s > 0`.
+
+    Raises
+    ------
+    ValueError
+        On an even kernel size, an unknown activation or boundary, or a mismatched activation list.
+    """
+
+    def __init__(
+        self, hidden: int, *, activation: str | Sequence[str] = "relu", kernel_size: int = 5,
+        output_bias: bool = True, boundary: str = "periodic", scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        check_positive_int(hidden, "hidden")
+        check_positive_int(kernel_size, "kernel_size")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (centred stencils), got {kernel_size}.")
+        check_choice(boundary, "boundary", BOUNDARIES)
+        acts = [activation] * hidden if isinstance(activation, str) else list(activation)
+        if len(acts) != hidden:
+            raise ValueError(f"activation must name one activation per channel ({hidden}), got {len(acts)}.")
+        for a in acts:
+            check_choice(a, "activation", _ACTIVATIONS)
+        self.boundary, self.activations = boundary, tuple(acts)
+        self.first = nn.Conv2d(1, hidden, kernel_size, bias=True)
+        self.second = nn.Conv2d(hidden, 1, kernel_size, bias=output_bias)
+        self.scale = check_positive(scale, "scale")
+        self.register_buffer("power", torch.tensor([_ACTIVATIONS[a] for a in acts]).view(1, -1, 1, 1))
+
+    def forward(self, U: torch.Tensor) -> torch.Tensor:
+        x = U.reshape(-1, 1, *U.shape[-2:])
+        width = self.first.kernel_size[0] // 2
+        z = torch.relu(self.first(_pad(x, width, self.boundary)))
+        z = torch.where(self.power == 2, z * z, z)
+        return (self.scale * self.second(_pad(z, width, self.boundary))).reshape(U.shape)
+
+
+def _embed(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    if kernel.shape[0] > size:
+        raise ValueError(f"kernel_size={size} is too small for a {kernel.shape[0]}x{kernel.shape[0]} stencil.")
+    out = kernel.new_zeros(size, size)
+    o = (size - kernel.shape[0]) // 2
+    out[o : o + kernel.shape[0], o : o + kernel.shape[0]] = kernel
+    return out
+
+
+def exact_cnn(
+    equation: str, *, h: float, alpha: float = 0.01, velocity: Sequence[float] = (1.0, 1.0), kernel_size: int = 5,
+    hidden: int | None = None, boundary: str = "periodic", order: int = 2, scale: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> ConvRHS:
+    r"""A :class:`ConvRHS` whose hand-set weights reproduce :func:`rhs` exactly (up to rounding).
+
+    Built from :math:`x^p = \sigma_1(x)^p + (-1)^p\sigma_1(-x)^p`: :math:`Lu = \sigma_1(Lu) - \sigma_1(-Lu)`,
+    :math:`u^2 = \sigma_2(u) + \sigma_2(-u)`, :math:`2ab = (a+b)^2 - a^2 - b^2` and, with biases,
+    :math:`x = \tfrac12[\sigma_2(x+1)+\sigma_2(-x-1)-\sigma_2(x)-\sigma_2(-x)-1]`.
+    Heat and advection use 2 ReLU channels (102 parameters), Fisher 6 ReLU² channels (of 10 by default: 511
+    parameters),
+    Burgers 2 ReLU + 6 ReLU² channels. Each channel is then rescaled (:math:`\sigma_p(x/\gamma)=\sigma_p(x)/\gamma^p`)
+    so both layers have weights of similar size; this changes nothing but rounding.
+
+    Returns
+    -------
+    ConvRHS
+        In ``dtype``; ``exact_cnn(...)(U)`` equals ``rhs(equation, U, ...)`` to about machine precision.
+
+    Raises
+    ------
+    ValueError
+        On an unknown equation or boundary, or too few channels or too small a kernel.
+
+    References
+    ----------
+    E. Celledoni, J. Jackaman, D. Murari, B. Owren, *Predictions based on pixel data: insights from PDEs and
+    finite differences*, J. Comput. Phys. (2025), arXiv:2305.00723.
+    """
+    check_choice(equation, "equation", EQUATIONS)
+    kw = dict(h=h, order=order, dtype=dtype)
+    size = order + 1
+    delta = torch.zeros(size, size, dtype=dtype)
+    delta[size // 2, size // 2] = 1.0
+    if equation in ("heat", "advection"):
+        if equation == "heat":
+            lin = check_positive(alpha, "alpha") * stencil("laplacian", **kw)
+        else:
+            lin = float(velocity[0]) * stencil("dx", **kw) + float(velocity[1]) * stencil("dy", **kw)
+        rows = [(lin, 0.0, 1.0), (-lin, 0.0, -1.0)]
+        acts, out_bias = ["relu", "relu"], None
+    elif equation == "fisher":
+        lin = check_positive(alpha, "alpha") * stencil("laplacian", **kw) + delta
+        rows = [(lin, 1.0, 0.5), (-lin, -1.0, 0.5), (lin, 0.0, -0.5), (-lin, 0.0, -0.5), (delta, 0.0, -1.0),
+                (-delta, 0.0, -1.0)]
+        acts, out_bias = ["relu2"] * 6, -0.5
+    else:
+        d1, d2 = stencil("dx", **kw), stencil("dy", **kw)
+        rows = [(d1, 0.0, 1.0), (-d1, 0.0, -1.0), (delta, 0.0, -0.5), (-delta, 0.0, -0.5), (d2, 0.0, -0.5),
+                (-d2, 0.0, -0.5), (delta + d2, 0.0, 0.5), (-delta - d2, 0.0, 0.5)]
+        acts, out_bias = ["relu"] * 2 + ["relu2"] * 6, None
+    hidden = (10 if equation == "fisher" else len(rows)) if hidden is None else hidden
+    if hidden < len(rows):
+        raise ValueError(f"the exact CNN for {equation} needs hidden >= {len(rows)}, got {hidden}.")
+    acts += ["relu2" if equation == "fisher" else "relu"] * (hidden - len(rows))
+    net = ConvRHS(hidden, activation=acts, kernel_size=kernel_size, output_bias=out_bias is not None,
+                  boundary=boundary, scale=scale).to(dtype)
+    mid = kernel_size // 2
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for c, (kernel, bias, weight) in enumerate(rows):
+            a = _embed(kernel, kernel_size)
+            b = weight / scale
+            gamma = (max(a.abs().max().item(), abs(bias)) / abs(b)) ** (1.0 / (_ACTIVATIONS[acts[c]] + 1))
+            net.first.weight[c, 0] = a / gamma
+            net.first.bias[c] = bias / gamma
+            net.second.weight[0, c, mid, mid] = b * gamma ** _ACTIVATIONS[acts[c]]
+        if out_bias is not None:
+            net.second.bias.fill_(out_bias / scale)
+    return net
+
+
+class MethodOfLinesNetwork(nn.Module):
+    r"""The ResNet :math:`\Psi(U) = (\mathrm{id} + \tfrac{\delta t}{n}F)^{\circ n}(U)`: ``substeps`` Euler steps.
+
+    With ``projected=True`` each sub-step is the norm-preserving projected Euler step
+    :math:`V = U + \tfrac{\delta t}{n}\big(F(U) - U\tfrac{\langle U,F(U)\rangle}{\langle U,U\rangle}\big)`,
+    :math:`U \leftarrow V\,\|U^0\|/\|V\|` with the Frobenius norm, so :math:`\|\Psi(U)\| = \|U^0\|` to rounding.
+
+    Parameters
+    ----------
+    field : callable or nn.Module
+        :math:`F`, mapping a grid batch ``(batch, d, d)`` to the same shape (a :class:`ConvRHS`, or
+        ``functools.partial(rhs, "heat", h=...)`` for the FD method of lines).
+    dt : float
+        Time step :math:`\delta t` of one network call.
+    substeps : int
+        Number :math:`n` of Euler sub-steps.
+    projected : bool
+        Use projected Euler (for norm-preserving PDEs such as periodic linear advection).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-callable field, a non-positive ``dt`` or ``substeps``.
+    """
+
+    def __init__(self, field: Callable, *, dt: float, substeps: int = 1, projected: bool = False) -> None:
+        super().__init__()
+        self.field = check_callable(field, "field")
+        self.dt = check_positive(dt, "dt")
+        self.substeps = check_positive_int(substeps, "substeps")
+        self.projected = bool(projected)
+
+    def forward(self, U: torch.Tensor, reference_norm: torch.Tensor | None = None) -> torch.Tensor:
+        """One step; ``reference_norm`` (shape ``(batch,)``, default ``||U||``) is the norm kept by projection."""
+        h = self.dt / self.substeps
+        if self.projected and reference_norm is None:
+            reference_norm = U.flatten(-2).norm(dim=-1)
+        for _ in range(self.substeps):
+            f = self.field(U)
+            if self.projected:
+                inner = (U * f).sum((-2, -1), keepdim=True) / (U * U).sum((-2, -1), keepdim=True)
+                V = U + h * (f - inner * U)
+                U = V * (reference_norm / V.flatten(-2).norm(dim=-1))[..., None, None]
+            else:
+                U = U + h * f
+        return U
+
+
+def method_of_lines(
+    equation: str, *, h: float, dt: float, substeps: int = 1, alpha: float = 0.01,
+    velocity: Sequence[float] = (1.0, 1.0), boundary: str = "periodic", order: int = 2, projected: bool = False,
+) -> MethodOfLinesNetwork:
+    """The FD method of lines :math:`\\Psi_F^{\\delta t}` (Euler sub-steps of :func:`rhs`), checked for stability.
+
+    Raises
+    ------
+    ValueError
+        On an unstable time step (:func:`check_time_step`), unknown equation or boundary.
+    """
+    check_choice(boundary, "boundary", BOUNDARIES)
+    check_time_step(equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=substeps, order=order)
+
+    def field(U: torch.Tensor) -> torch.Tensor:
+        return rhs(equation, U, h=h, alpha=alpha, velocity=velocity, boundary=boundary, order=order)
+
+    return MethodOfLinesNetwork(field, dt=dt, substeps=substeps, projected=projected)
+
+
+def rollout(model: Callable, U0: torch.Tensor, steps: int) -> torch.Tensor:
+    r"""Iterate ``model`` ``steps`` times without gradients: returns ``(batch, steps + 1, d, d)``, entry ``j`` is
+    :math:`\Psi^j(U^0)`. A projected :class:`MethodOfLinesNetwork` keeps :math:`\|U^0\|` throughout.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-callable model, a grid that is not ``(batch, d, d)``, or ``steps < 1``.
+    """
+    check_callable(model, "model")
+    check_grid(U0, "U0")
+    check_positive_int(steps, "steps")
+    U = U0 if U0.ndim == 3 else U0[None]
+    extra = (U.flatten(-2).norm(dim=-1),) if getattr(model, "projected", False) else ()
+    states = [U]
+    with torch.no_grad():
+        for _ in range(steps):
+            U = model(U, *extra)
+            states.append(U)
+    return torch.stack(states, 1)
+
+
+def unrolled_loss(model: Callable, U0: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    r"""Unrolled loss :math:`\frac1T\sum_{j=1}^T \mathrm{MSE}(\Psi^j(U^0), U^j)` for ``targets`` of shape
+    ``(batch, T, d, d)``. Pass it to :func:`companion.fit` as ``loss=unrolled_loss`` with data ``(U0, targets)``."""
+    extra = (U0.flatten(-2).norm(dim=-1),) if getattr(model, "projected", False) else ()
+    U, total = U0, 0.0
+    for j in range(targets.shape[1]):
+        U = model(U, *extra)
+        total = total + F.mse_loss(U, targets[:, j])
+    return total / targets.shape[1]
+
+
+def rollout_metrics(prediction: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""Per-step errors of a rollout, each of shape ``(steps + 1,)`` (science.md 3.5).
+
+    ``mse``: mean over samples and pixels of :math:`(N^j(U^0)-U^j)^2`; ``max_error``: mean over samples of the
+    max abs error; ``relative_error``: mean over samples of :math:`\|N^j(U^0)-U^j\|_F/\|U^j\|_F`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or are not ``(batch, steps + 1, d, d)``.
+    """
+    check_tensor(prediction, "prediction", ndim=4)
+    check_tensor(truth, "truth", ndim=4)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction and truth must have the same shape, got {tuple(prediction.shape)} "
+                         f"and {tuple(truth.shape)}.")
+    error = (prediction - truth).flatten(-2)
+    return {
+        "mse": (error**2).mean((0, 2)),
+        "max_error": error.abs().amax(-1).mean(0),
+        "relative_error": (error.norm(dim=-1) / truth.flatten(-2).norm(dim=-1)).mean(0),
+    }
+
+
+def impulse_response(field: Callable, *, size: int = 9, amplitude: float = 1.0,
+                     dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    r"""Odd part of the response to a unit impulse, :math:`(F(\varepsilon e) - F(-\varepsilon e))/(2\varepsilon)`
+    on a ``size x size`` periodic grid, centred: for a linear FD field this is its stencil (as a convolution)."""
+    e = torch.zeros(1, size, size, dtype=dtype)
+    e[0, size // 2, size // 2] = amplitude
+    with torch.no_grad():
+        return ((field(e) - field(-e)) / (2 * amplitude))[0]
