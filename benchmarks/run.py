@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import statistics
 import sys
 import time
@@ -24,20 +23,14 @@ import torch
 import companion as C
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the machine description
+from booktools import machine as cpu_description  # noqa: E402
 
 
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    model = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} thread(s) of {torch.multiprocessing.cpu_count()} cores, torch {torch.__version__}"
+    return f"{cpu_description()}; {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
 
 
 def _sync(device: torch.device) -> None:

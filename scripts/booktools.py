@@ -69,11 +69,17 @@ def execute(notebooks: list[str], timings_csv: str | None) -> None:
         print(f"{nb}: {seconds:.1f} s")
         rows.append((Path(nb).stem, f"{seconds:.0f}"))
     if timings_csv:
+        # Update the rows of the notebooks just executed; keep the others.
+        table: dict[str, list[str]] = {}
+        if Path(timings_csv).exists():
+            with open(timings_csv, newline="") as handle:
+                table = {row[0]: row for row in list(csv.reader(handle))[1:]}
+        for name, seconds in rows:
+            table[name] = [name, seconds, machine()]
         with open(timings_csv, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["chapter", "seconds", "machine"])
-            for name, seconds in rows:
-                writer.writerow([name, seconds, machine()])
+            writer.writerows(table[name] for name in sorted(table))
         print(f"wrote {timings_csv}")
 
 

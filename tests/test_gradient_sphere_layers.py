@@ -14,13 +14,7 @@ from companion.layers import GradientLayer, SpherePreservingLayer, gradient_sphe
 DTYPES = st.sampled_from([torch.float32, torch.float64])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread-pool overhead (severe on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomize(module: torch.nn.Module, seed: int, scale: float) -> None:

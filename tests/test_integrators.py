@@ -17,13 +17,7 @@ from companion.integrators import TABLEAUS
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def float64_by_default():
-    """Float64 for this module's tests only (restored afterwards, so other modules keep float32)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64_by_default")
 
 
 def rotation(x: torch.Tensor) -> torch.Tensor:

@@ -67,3 +67,11 @@ def test_notebook_is_in_the_toc(path: Path) -> None:
 def test_toc_lists_only_existing_pages() -> None:
     for entry in _toc_files():
         assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), f"_toc.yml lists missing page {entry}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_chapter_has_citations_and_exercises(path: Path) -> None:
+    text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    assert "{cite}" in text, f"{path.name}: cite the works it builds on"
+    assert text.count("```{exercise}") >= 2, f"{path.name}: needs at least two exercises"
+    assert text.count("```{solution}") >= 2, f"{path.name}: exercises need (hidden) solutions"

@@ -95,6 +95,7 @@ def test_page_renders_offline(page_path: str, server: str, browser) -> None:
     broken = page.evaluate("() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
     assert not broken, f"{page_path}: images that did not load: {broken}"
     if "book/" in page_path and page_path.split("/")[-1][:2].isdigit():
+        assert "colab.research.google.com" in html, f"{page_path}: a chapter needs a Colab launch button"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / (Path(page_path).stem + ".png")))
     page.close()
