@@ -17,10 +17,30 @@ from ._checks import check_choice, check_positive, check_positive_int, check_ten
 from .fields import ACTIVATIONS, GradientField, MLPField, SpherePreservingField
 from .integrators import EULER, ButcherTableau, _rk_step_unchecked, _rotation_step_unchecked, cayley_step, exp_step, require_method
 
-__all__ = ["FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
+__all__ = ["StepSize", "FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
 
 
-class FlowLayer(nn.Module):
+class StepSize:
+    """Mixin for layers with a step size: a fixed Python float (exact in float64), or a learned parameter
+    kept positive by ``abs``. Call :meth:`_init_step` after ``nn.Module.__init__``."""
+
+    def _init_step(self, h: float, learn_step: bool) -> None:
+        h = check_positive(h, "h")
+        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
+        self._h = h
+        self.learn_step = bool(learn_step)
+
+    @property
+    def h(self) -> float | torch.Tensor:
+        """The layer's total step: a float, or a positive scalar tensor when learned."""
+        return self._h if self.raw_h is None else self.raw_h.abs()
+
+    def _sub_step(self, x: torch.Tensor, n_steps: int) -> float | torch.Tensor:
+        """The step of each of ``n_steps`` sub-steps, in the dtype of ``x`` when learned."""
+        return self._h / n_steps if self.raw_h is None else (self.raw_h.abs() / n_steps).to(x.dtype)
+
+
+class FlowLayer(StepSize, nn.Module):
     r"""``n_steps`` Runge--Kutta steps of size ``h / n_steps`` of a vector field: :math:`x\mapsto(\Psi^{h/n}_F)^n(x)`.
 
     Parameters
@@ -60,20 +80,11 @@ class FlowLayer(nn.Module):
         self.field = field
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.tableau = tableau
-        h = check_positive(h, "h")
-        # A fixed step stays a Python float (exact in float64); a learned one is a parameter kept positive by abs.
-        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
-        self._h = h
-        self.learn_step = learn_step
-
-    @property
-    def h(self) -> float | torch.Tensor:
-        """The layer's total step: a float, or a positive scalar tensor when learned."""
-        return self._h if self.raw_h is None else self.raw_h.abs()
+        self._init_step(h, learn_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=1)
-        h = (self.h / self.n_steps).to(x.dtype) if self.learn_step else self._h / self.n_steps
+        h = self._sub_step(x, self.n_steps)
         for _ in range(self.n_steps):
             x = _rk_step_unchecked(self.field, x, h, self.tableau)
         return x
@@ -250,7 +261,7 @@ class GradientLayer(FlowLayer):
         return super().forward(x)
 
 
-class SpherePreservingLayer(nn.Module):
+class SpherePreservingLayer(StepSize, nn.Module):
     r"""A norm-exact step of a sphere-preserving field :math:`\dot x = S_\theta(x)\,x`, :math:`S_\theta^\top = -S_\theta`.
 
     Each of the ``n_steps`` sub-steps freezes :math:`S = S_\theta(x_k)` and applies an orthogonal map:
@@ -311,19 +322,11 @@ class SpherePreservingLayer(nn.Module):
         self.dim = dim
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self._step = {"cayley": cayley_step, "exp": exp_step, "rotation": None}[method]
-        h = check_positive(h, "h")
-        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
-        self._h = h
-        self.learn_step = learn_step
-
-    @property
-    def h(self) -> float | torch.Tensor:
-        """The layer's total step: a float, or a positive scalar tensor when learned."""
-        return self._h if self.raw_h is None else self.raw_h.abs()
+        self._init_step(h, learn_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
-        tau = (self.h / self.n_steps).to(x.dtype) if self.learn_step else self._h / self.n_steps
+        tau = self._sub_step(x, self.n_steps)
         for _ in range(self.n_steps):
             if self._step is None:
                 x = _rotation_step_unchecked(self.field(x), x, tau)

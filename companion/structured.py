@@ -17,8 +17,9 @@ from torch import nn
 
 from typing import Sequence
 
-from ._checks import check_choice, check_even, check_positive, check_positive_int, check_tensor
+from ._checks import check_choice, check_even, check_positive_int, check_tensor
 from .fields import ACTIVATIONS, GradientField, MassPreservingField
+from .layers import StepSize
 from .integrators import (
     EULER,
     TABLEAUS,
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class SymplecticLayer(nn.Module):
+class SymplecticLayer(StepSize, nn.Module):
     r"""A symplectic step of a separable neural Hamiltonian on the state :math:`x = (q, p)`.
 
     .. math:: H_\theta(q,p) = \langle \alpha, \gamma(Bp+b)\rangle + \langle \beta, \gamma(Cq+c)\rangle,
@@ -88,14 +89,8 @@ class SymplecticLayer(nn.Module):
         n = dim // 2
         self.kinetic = GradientField(n, hidden, activation=activation)
         self.potential = GradientField(n, hidden, activation=activation)
-        h = check_positive(h, "h")
-        self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
-        self._h = h
+        self._init_step(h, learn_step)
 
-    @property
-    def h(self) -> float | torch.Tensor:
-        """The step size (a float, or a positive scalar tensor when learned)."""
-        return self._h if self.raw_h is None else self.raw_h.abs()
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """The layer's Hamiltonian :math:`H_\\theta(q, p)`, shape ``x.shape[:-1]``."""
@@ -115,12 +110,7 @@ def _sigma(activation: str):
     return ACTIVATIONS[activation][0]
 
 
-def _step_size(h: float, learn_step: bool) -> tuple[nn.Parameter | None, float]:
-    h = check_positive(h, "h")
-    return (nn.Parameter(torch.tensor(h)) if learn_step else None), h
-
-
-class VolumePreservingLayer(nn.Module):
+class VolumePreservingLayer(StepSize, nn.Module):
     r"""A volume-preserving step of the divergence-free field :math:`(\dot x, \dot v) = (\Sigma(Av+a), \Sigma(Bx+b))`.
 
     With ``method="symplectic_euler"`` (the default) the layer is the composition of two shears
@@ -173,12 +163,8 @@ class VolumePreservingLayer(nn.Module):
         n = dim // 2
         self.x_update = nn.Linear(n, n)  # A v + a
         self.v_update = nn.Linear(n, n)  # B x + b
-        self.raw_h, self._h = _step_size(h, learn_step)
+        self._init_step(h, learn_step)
 
-    @property
-    def h(self) -> float | torch.Tensor:
-        """The step size (a float, or a positive scalar tensor when learned)."""
-        return self._h if self.raw_h is None else self.raw_h.abs()
 
     def _shear_x(self, x: torch.Tensor, v: torch.Tensor, h) -> torch.Tensor:
         return x + h * self.sigma(self.x_update(v))
@@ -233,7 +219,7 @@ def _resolve_tableau(tableau: ButcherTableau | str) -> ButcherTableau:
     return TABLEAUS[require_method("linear_invariants", tableau)]
 
 
-class MassPreservingLayer(nn.Module):
+class MassPreservingLayer(StepSize, nn.Module):
     r"""Runge--Kutta steps of the mass-preserving field :math:`\dot x = (A_\theta(x) - A_\theta(x)^\top)\mathbf 1`.
 
     The field is :class:`~companion.fields.MassPreservingField`. Since :math:`\mathbf 1^\top(A-A^\top)\mathbf 1 = 0`,
@@ -287,18 +273,12 @@ class MassPreservingLayer(nn.Module):
         self.tableau = _resolve_tableau(tableau)
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.field = MassPreservingField(dim, hidden, activation=activation)
-        self.raw_h, self._h = _step_size(h, learn_step)
+        self._init_step(h, learn_step)
 
-    @property
-    def h(self) -> float | torch.Tensor:
-        """The total step (a float, or a positive scalar tensor when learned)."""
-        return self._h if self.raw_h is None else self.raw_h.abs()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
-        h = self.h / self.n_steps
-        if isinstance(h, torch.Tensor):
-            h = h.to(x.dtype)
+        h = self._sub_step(x, self.n_steps)
         for _ in range(self.n_steps):
             x = _rk_step_unchecked(self.field, x, h, self.tableau)
         return x
