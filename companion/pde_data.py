@@ -171,7 +171,7 @@ def error_splitting(
 def stencil_errors(name: str, sizes: Sequence[int], *, order: int = 2, boundary: str = "periodic") -> list[float]:
     r"""Max error of a stencil applied to :math:`u=\sin(2\pi x)\sin(4\pi y)` (exact derivative known), per grid size.
 
-    The slope of :func:`companion.empirical_order` against :math:`h = 1/d` is the order (2 or 4).
+    The slope of :func:`companion.diagnostics.empirical_order` against :math:`h = 1/d` is the order (2 or 4).
     """
     errors = []
     for size in sizes:

@@ -1,4 +1,4 @@
-r"""Method-of-lines networks for heat and Fisher: construction, curriculum training with :func:`companion.fit`,
+r"""Method-of-lines networks for heat and Fisher: construction, curriculum training with :func:`companion.training.fit`,
 and the small shipped weights (``companion/weights/*.pt``, made by ``scripts/train_pde.py``).
 """
 
@@ -69,7 +69,7 @@ def train_curriculum(
     model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, stages: tuple[int, ...] = (3, 4, 5), epochs: int = 10,
     lr: float = 5e-3, batch_size: int = 32, seed: int = 0, progress: bool = False,
 ) -> list[History]:
-    r"""Curriculum training (science.md 3.3): for each stage ``t`` in ``stages`` call :func:`companion.fit` with the
+    r"""Curriculum training (science.md 3.3): for each stage ``t`` in ``stages`` call :func:`companion.training.fit` with the
     unrolled loss over the first ``t`` steps, Adam with cosine decay from ``lr / 2**stage_index``.
 
     Parameters
