@@ -42,7 +42,8 @@ def _drop_duplicate_inline_scripts(app, pagename, templatename, context, doctree
             continue
         seen.add(key)
         unique.append(script)
-    context["script_files"] = unique
+    # In place: the builder keeps adding to this same list afterwards (e.g. MathJax on pages with math).
+    context["script_files"][:] = unique
 
 
 def setup(app):
