@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: install book test unit notebooks-check book-stored browser notebooks bench train-pde clean
+.PHONY: install book test browser-available unit notebooks-check book-stored browser notebooks notebooks-stress fresh bench train-pde clean
 
 install: $(STAMP)
 
@@ -21,13 +21,21 @@ book: $(STAMP)
 	$(BIN)/python scripts/booktools.py timings _build/.jupyter_cache
 
 ## make test: unit + property tests, every notebook under nbval, the book built from stored outputs, a real browser.
-test: unit notebooks-check book-stored browser
+test: browser-available unit notebooks-check book-stored browser
+
+# Fail in the first second, not after ten minutes of other tests, when the browser test cannot run.
+browser-available:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "make test needs Chromium for its browser test: run 'apt-get install chromium' (or .ci/run, which does)."; \
+	  exit 1; }
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not slow"
 
+# Every cell has a time limit (and so has the kernel start): a stalled kernel fails the run instead of hanging it.
 notebooks-check: $(STAMP)
-	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
+	$(BIN)/python -m pytest -q --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+	  --nbval-kernel-startup-timeout=60 $(NOTEBOOKS)
 
 book-stored: $(STAMP)
 	rm -rf _build/html
@@ -40,6 +48,15 @@ browser: $(STAMP)
 ## make notebooks: re-execute every notebook in place (refreshes the stored outputs after a change).
 notebooks: $(STAMP)
 	$(BIN)/python scripts/booktools.py execute $(NOTEBOOKS) --timings book/timings.csv
+
+## make notebooks-stress: execute every chapter 5 times headless (per-cell time limit); fails on a stall or a run
+## slower than twice the chapter's median.
+notebooks-stress: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests/test_notebook_runs.py
+
+## make fresh: prove the README's two commands from scratch (clone of HEAD, new venv, no pip cache), with times.
+fresh:
+	bash scripts/fresh.sh
 
 ## make bench: the benchmark tables (one thread), also written for the book's benchmarks page.
 bench: $(STAMP)

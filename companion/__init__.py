@@ -21,13 +21,21 @@ from .diagnostics import (
 )
 from .fields import GradientField, MassPreservingField, MLPField, SpherePreservingField
 from .integrators import (
+    CAYLEY,
     EULER,
+    EXP,
     HEUN,
     KUTTA3,
+    METHODS,
     MIDPOINT,
     RK4,
     RK38,
+    ROTATION,
+    STORMER_VERLET,
+    SYMPLECTIC_EULER,
     ButcherTableau,
+    GeometricMethod,
+    get_method,
     cayley_step,
     exp_step,
     rotation_step,
@@ -65,6 +73,7 @@ __version__ = "0.1.0"
 __all__ = [
     # integrators
     "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
+    "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION", "METHODS", "get_method",
     "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "rotation_step", "require_method",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField",

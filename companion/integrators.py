@@ -21,6 +21,15 @@ from ._checks import check_callable, check_positive, check_positive_int, check_t
 
 __all__ = [
     "ButcherTableau",
+    "GeometricMethod",
+    "SYMPLECTIC_EULER",
+    "STORMER_VERLET",
+    "CAYLEY",
+    "EXP",
+    "ROTATION",
+    "METHODS",
+    "get_method",
+    "get_tableau",
     "EULER",
     "MIDPOINT",
     "HEUN",
@@ -80,6 +89,7 @@ class ButcherTableau:
     b: tuple[float, ...]
     order: int
     preserves: frozenset[str] = field(default=frozenset({"linear_invariants"}))
+    key: str = ""
 
     def __post_init__(self) -> None:
         stages = len(self.b)
@@ -107,18 +117,51 @@ class ButcherTableau:
         return tuple(sum(row) for row in self.a)
 
     def __repr__(self) -> str:
-        return f"ButcherTableau({self.name!r}, stages={self.stages}, order={self.order})"
+        return f"ButcherTableau({self.key or self.name!r}, stages={self.stages}, order={self.order})"
 
 
-EULER = ButcherTableau("explicit Euler", a=((),), b=(1.0,), order=1)
-MIDPOINT = ButcherTableau("explicit midpoint", a=((), (0.5,)), b=(0.0, 1.0), order=2)
-HEUN = ButcherTableau("Heun", a=((), (1.0,)), b=(0.5, 0.5), order=2)
-KUTTA3 = ButcherTableau("Kutta's third-order method", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6), order=3)
+@dataclass(frozen=True)
+class GeometricMethod:
+    r"""A one-step method that is not a Runge--Kutta tableau: a symplectic splitting or a norm-exact step.
+
+    Layers take it (or its ``key``) as their ``method`` exactly as they take a :class:`ButcherTableau`; the step
+    itself is carried out by the layer (:func:`symplectic_euler_step`, :func:`stormer_verlet_step`,
+    :func:`cayley_step`, :func:`exp_step`, :func:`rotation_step`), because it needs the structure of the field
+    (a separable Hamiltonian, a skew matrix) and not only its values.
+
+    Attributes
+    ----------
+    key : str
+        The name accepted wherever a method is asked for, e.g. ``"stormer_verlet"``.
+    name : str
+        Human-readable name.
+    order : int
+        Order of accuracy of the step for its class of fields.
+    preserves : frozenset of str
+        The properties the step keeps for every step size (``"symplecticity"``, ``"volume"``, ``"norm"``).
+    """
+
+    key: str
+    name: str
+    order: int
+    preserves: frozenset[str]
+
+    def __repr__(self) -> str:
+        return f"GeometricMethod({self.key!r}, order={self.order})"
+
+
+EULER = ButcherTableau("explicit Euler", a=((),), b=(1.0,), order=1, key="euler")
+MIDPOINT = ButcherTableau("explicit midpoint", a=((), (0.5,)), b=(0.0, 1.0), order=2, key="midpoint")
+HEUN = ButcherTableau("Heun", a=((), (1.0,)), b=(0.5, 0.5), order=2, key="heun")
+KUTTA3 = ButcherTableau(
+    "Kutta's third-order method", a=((), (0.5,), (-1.0, 2.0)), b=(1 / 6, 2 / 3, 1 / 6), order=3, key="kutta3"
+)
 RK4 = ButcherTableau(
     "classical Runge-Kutta (RK4)",
     a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
     b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
     order=4,
+    key="rk4",
 )
 #: Kutta's 3/8 rule: fourth order like RK4, with a smaller error constant. It is the method behind
 #: ``torchdiffeq.odeint(method="rk4")``.
@@ -127,15 +170,68 @@ RK38 = ButcherTableau(
     a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
     b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
     order=4,
+    key="rk38",
 )
-TABLEAUS: dict[str, ButcherTableau] = {
-    "euler": EULER, "midpoint": MIDPOINT, "heun": HEUN, "kutta3": KUTTA3, "rk4": RK4, "rk38": RK38,
-}
+TABLEAUS: dict[str, ButcherTableau] = {t.key: t for t in (EULER, MIDPOINT, HEUN, KUTTA3, RK4, RK38)}
 
-#: Methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
-SYMPLECTIC_METHODS = ("symplectic_euler", "stormer_verlet")
-#: Methods that keep the Euclidean norm exactly for fields of the form :math:`S(x)x`, :math:`S` skew.
-NORM_EXACT_METHODS = ("cayley", "exp", "rotation")
+#: Symplectic Euler and Störmer--Verlet keep symplecticity (separable Hamiltonians, shear compositions) and so volume.
+SYMPLECTIC_EULER = GeometricMethod("symplectic_euler", "symplectic Euler", 1, frozenset({"symplecticity", "volume"}))
+STORMER_VERLET = GeometricMethod("stormer_verlet", "Störmer-Verlet", 2, frozenset({"symplecticity", "volume"}))
+#: Norm-exact steps for :math:`\dot x = S(x)x`, :math:`S` skew, with :math:`S` frozen over the step (first order).
+CAYLEY = GeometricMethod("cayley", "Cayley step", 1, frozenset({"norm"}))
+EXP = GeometricMethod("exp", "matrix-exponential step", 1, frozenset({"norm"}))
+ROTATION = GeometricMethod("rotation", "plane-rotation step", 1, frozenset({"norm"}))
+
+#: Every method by its key: the names accepted wherever a ``method`` (or ``tableau``) is asked for.
+METHODS: dict[str, ButcherTableau | GeometricMethod] = {
+    **TABLEAUS, **{m.key: m for m in (SYMPLECTIC_EULER, STORMER_VERLET, CAYLEY, EXP, ROTATION)}
+}
+Method = ButcherTableau | GeometricMethod
+#: Keys of the methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
+SYMPLECTIC_METHODS = tuple(k for k, m in METHODS.items() if "symplecticity" in m.preserves)
+#: Keys of the methods that keep the Euclidean norm exactly for fields :math:`S(x)x`, :math:`S` skew.
+NORM_EXACT_METHODS = tuple(k for k, m in METHODS.items() if "norm" in m.preserves)
+
+
+def get_method(method: Method | str, *, name: str = "method") -> Method:
+    """The method object for ``method``, given as an object of this module or by its key (e.g. ``"rk4"``).
+
+    Raises
+    ------
+    TypeError
+        If ``method`` is neither a method object nor a string.
+    ValueError
+        If the string is not the key of a method; the message lists the keys.
+    """
+    if isinstance(method, (ButcherTableau, GeometricMethod)):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(
+            f"{name} must be a method of companion.integrators (e.g. companion.RK4) or its name (e.g. 'rk4'), "
+            f"got {type(method).__name__}."
+        )
+    if method not in METHODS:
+        raise ValueError(f"unknown {name} {method!r}; choose one of {', '.join(map(repr, METHODS))}.")
+    return METHODS[method]
+
+
+def get_tableau(tableau: ButcherTableau | str, *, name: str = "tableau") -> ButcherTableau:
+    """Like :func:`get_method`, for routines that run explicit Runge--Kutta methods only.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`get_method`, and if the method is not a Runge--Kutta tableau (the message names the layer or
+        step function that runs it).
+    """
+    method = get_method(tableau, name=name)
+    if not isinstance(method, ButcherTableau):
+        raise ValueError(
+            f"{name} must be an explicit Runge-Kutta method ({', '.join(map(repr, TABLEAUS))}), got {method.key!r}; "
+            f"{method.name} is run by the layers that need it (SymplecticLayer, VolumePreservingLayer, "
+            "SpherePreservingLayer) or by its step function."
+        )
+    return method
 
 
 def _combine(x: torch.Tensor, terms, ks: list[torch.Tensor], h: Step) -> torch.Tensor:
@@ -160,7 +256,7 @@ def _check_step(h: Step) -> Step:
     return check_positive(h, "h")
 
 
-def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau = RK4) -> torch.Tensor:
+def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau | str = RK4) -> torch.Tensor:
     r"""One explicit Runge--Kutta step :math:`\Psi^h_f(x)` of the autonomous ODE :math:`\dot x = f(x)`.
 
     Parameters
@@ -194,8 +290,7 @@ def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau = RK4) -
     """
     check_callable(f, "f")
     check_tensor(x, "x", min_ndim=1)
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
+    tableau = get_tableau(tableau)
     h = _check_step(h)
     return _rk_step_unchecked(f, x, h, tableau)
 
@@ -208,7 +303,7 @@ def _rk_step_unchecked(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTable
 
 
 def integrate(
-    f: Field, x0: torch.Tensor, *, h: float, n_steps: int, tableau: ButcherTableau = RK4
+    f: Field, x0: torch.Tensor, *, h: float, n_steps: int, tableau: ButcherTableau | str = RK4
 ) -> torch.Tensor:
     r"""Fixed-step trajectory :math:`x_0, \Psi^h(x_0), \dots, (\Psi^h)^{n}(x_0)`.
 
@@ -239,8 +334,7 @@ def integrate(
     check_tensor(x0, "x0", min_ndim=1)
     h = check_positive(h, "h")
     check_positive_int(n_steps, "n_steps")
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
+    tableau = get_tableau(tableau)
     states = [x0]
     x = x0
     for _ in range(n_steps):
@@ -322,7 +416,7 @@ def integrate_separable(
     *,
     h: float,
     n_steps: int,
-    method: str = "symplectic_euler",
+    method: GeometricMethod | str = "symplectic_euler",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Fixed-step trajectory of a symplectic method for :math:`H(q,p) = T(p) + U(q)`.
 
@@ -336,7 +430,7 @@ def integrate_separable(
         Step size, > 0.
     n_steps : int
         Number of steps, >= 1.
-    method : {"symplectic_euler", "stormer_verlet"}
+    method : SYMPLECTIC_EULER, STORMER_VERLET, or their keys "symplectic_euler", "stormer_verlet"
         The symplectic method.
 
     Returns
@@ -349,12 +443,10 @@ def integrate_separable(
     TypeError, ValueError
         As :func:`symplectic_euler_step`, on a bad count or an unknown method.
     """
-    steps = {"symplectic_euler": symplectic_euler_step, "stormer_verlet": stormer_verlet_step}
-    if method not in steps:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(map(repr, steps))}.")
+    method = require_method("symplecticity", method)
     check_positive_int(n_steps, "n_steps")
     h = check_positive(h, "h")
-    step = steps[method]
+    step = symplectic_euler_step if method is SYMPLECTIC_EULER else stormer_verlet_step
     qs, ps = [q0], [p0]
     q, p = q0, p0
     for _ in range(n_steps):
@@ -464,31 +556,33 @@ def _rotation_step_unchecked(v: torch.Tensor, x: torch.Tensor, h: Step) -> torch
     # sin(omega h) / omega = h * sinc(omega h / pi), well defined at omega = 0.
     return torch.cos(angle) * x + (h * torch.sinc(angle / torch.pi)) * v
 
-#: Which methods keep which property. Every Runge--Kutta method keeps linear invariants; the
-#: symplectic methods keep symplecticity and volume (for separable Hamiltonians / shear splittings);
-#: the norm-exact steps keep the Euclidean norm.
+#: Which methods keep which property (keys of :data:`METHODS`), from each method's ``preserves``. Every
+#: Runge--Kutta method keeps linear invariants; the symplectic methods keep symplecticity and volume (for separable
+#: Hamiltonians / shear splittings); the norm-exact steps keep the Euclidean norm.
 PROPERTY_METHODS: dict[str, tuple[str, ...]] = {
-    "linear_invariants": tuple(TABLEAUS),
-    "symplecticity": SYMPLECTIC_METHODS,
-    "volume": SYMPLECTIC_METHODS,
-    "norm": NORM_EXACT_METHODS,
+    prop: tuple(k for k, m in METHODS.items() if prop in m.preserves)
+    for prop in ("linear_invariants", "symplecticity", "volume", "norm")
 }
 
 
-def require_method(prop: str, method: str) -> str:
-    """Check that the integrator ``method`` keeps the property ``prop``; return ``method``.
+def require_method(prop: str, method: Method | str) -> Method:
+    """The method object for ``method`` (an object or its key), checked to keep the property ``prop``.
 
     Raises
     ------
+    TypeError
+        If ``method`` is neither a method object nor a string.
     ValueError
-        If the property is unknown, or the method cannot keep it; the message names methods that do.
+        If the property or the method is unknown, or the method cannot keep the property; the message names
+        methods that do.
     """
     if prop not in PROPERTY_METHODS:
         raise ValueError(f"unknown property {prop!r}; choose one of {', '.join(map(repr, PROPERTY_METHODS))}.")
+    resolved = get_method(method)
     allowed = PROPERTY_METHODS[prop]
-    if method not in allowed:
+    if resolved.key not in allowed:
         raise ValueError(
-            f"the integrator {method!r} does not keep {prop}; use one of {', '.join(map(repr, allowed))} "
+            f"the integrator {resolved.key!r} does not keep {prop}; use one of {', '.join(map(repr, allowed))} "
             "(the design recipe: pick a method that keeps the property at the discrete level)."
         )
-    return method
+    return resolved

@@ -15,7 +15,19 @@ from torch import nn
 
 from ._checks import check_choice, check_positive, check_positive_int, check_tensor
 from .fields import ACTIVATIONS, GradientField, MLPField, SpherePreservingField
-from .integrators import EULER, ButcherTableau, _rk_step_unchecked, _rotation_step_unchecked, cayley_step, exp_step, require_method
+from .integrators import (
+    CAYLEY,
+    EULER,
+    EXP,
+    ButcherTableau,
+    GeometricMethod,
+    _rk_step_unchecked,
+    _rotation_step_unchecked,
+    cayley_step,
+    exp_step,
+    get_tableau,
+    require_method,
+)
 
 __all__ = ["StepSize", "FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
 
@@ -51,8 +63,9 @@ class FlowLayer(StepSize, nn.Module):
         Total step (time the layer integrates for), > 0.
     n_steps : int
         Number of sub-steps, >= 1.
-    tableau : ButcherTableau
-        The explicit Runge--Kutta method (default explicit Euler: the ResNet layer).
+    method : ButcherTableau or str
+        The explicit Runge--Kutta method, as an object (``companion.RK4``) or its name (``"rk4"``); default
+        explicit Euler, the ResNet layer.
     learn_step : bool
         If true, ``h`` is a parameter kept positive by ``abs``.
 
@@ -60,7 +73,7 @@ class FlowLayer(StepSize, nn.Module):
     ------
     TypeError, ValueError
         If ``field`` is not an ``nn.Module``, ``h`` is not positive, ``n_steps`` not an int >= 1 or
-        ``tableau`` not a ButcherTableau.
+        ``method`` not an explicit Runge--Kutta method.
     """
 
     def __init__(
@@ -69,24 +82,22 @@ class FlowLayer(StepSize, nn.Module):
         *,
         h: float = 1.0,
         n_steps: int = 1,
-        tableau: ButcherTableau = EULER,
+        method: ButcherTableau | str = EULER,
         learn_step: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(field, nn.Module):
             raise TypeError(f"field must be an nn.Module (e.g. companion.fields.MLPField), got {type(field).__name__}.")
-        if not isinstance(tableau, ButcherTableau):
-            raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
         self.field = field
         self.n_steps = check_positive_int(n_steps, "n_steps")
-        self.tableau = tableau
+        self.method = get_tableau(method, name="method")
         self._init_step(h, learn_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=1)
         h = self._sub_step(x, self.n_steps)
         for _ in range(self.n_steps):
-            x = _rk_step_unchecked(self.field, x, h, self.tableau)
+            x = _rk_step_unchecked(self.field, x, h, self.method)
         return x
 
 
@@ -132,12 +143,12 @@ def resnet(
     depth: int,
     hidden: int | None = None,
     T: float = 1.0,
-    tableau: ButcherTableau = EULER,
+    method: ButcherTableau | str = EULER,
     activation: str = "tanh",
 ) -> FlowNetwork:
     r"""A ResNet as a discretised ODE: ``depth`` layers of one step :math:`h = T/\text{depth}` each.
 
-    Each layer is :math:`x + h B_i\sigma(A_ix+b_i)` (with ``tableau=EULER``) or any other
+    Each layer is :math:`x + h B_i\sigma(A_ix+b_i)` (with ``method=EULER``) or any other
     Runge--Kutta step of the same field.
 
     Parameters
@@ -152,8 +163,8 @@ def resnet(
         Hidden width of each field (default ``width``).
     T : float
         Final time; the step is ``T / depth``.
-    tableau : ButcherTableau
-        The integrator.
+    method : ButcherTableau or str
+        The explicit Runge--Kutta method of every layer (object or name).
     activation : str
         The field's activation.
 
@@ -165,7 +176,7 @@ def resnet(
     check_positive_int(depth, "depth")
     check_positive(T, "T")
     hidden = width if hidden is None else hidden
-    layers = [FlowLayer(MLPField(width, hidden, activation=activation), h=T / depth, tableau=tableau) for _ in range(depth)]
+    layers = [FlowLayer(MLPField(width, hidden, activation=activation), h=T / depth, method=method) for _ in range(depth)]
     return FlowNetwork(layers, in_dim=in_dim, width=width, out_dim=out_dim)
 
 
@@ -253,7 +264,7 @@ class GradientLayer(FlowLayer):
         learn_step: bool = False,
     ) -> None:
         field = GradientField(dim, hidden, activation=activation, sign=sign)
-        super().__init__(field, h=h, n_steps=n_steps, tableau=EULER, learn_step=learn_step)
+        super().__init__(field, h=h, n_steps=n_steps, method=EULER, learn_step=learn_step)
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -287,7 +298,7 @@ class SpherePreservingLayer(StepSize, nn.Module):
         Total step, > 0.
     activation : str
         Activation of that network.
-    method : {"cayley", "exp", "rotation"}
+    method : CAYLEY, EXP, ROTATION or their names "cayley", "exp", "rotation"
         The norm-exact step; any other method (e.g. ``"euler"``) raises ``ValueError``.
     n_steps : int
         Number of sub-steps.
@@ -312,7 +323,7 @@ class SpherePreservingLayer(StepSize, nn.Module):
         hidden: int = 16,
         h: float = 0.1,
         activation: str = "tanh",
-        method: str = "cayley",
+        method: GeometricMethod | str = "cayley",
         n_steps: int = 1,
         learn_step: bool = False,
     ) -> None:
@@ -321,7 +332,7 @@ class SpherePreservingLayer(StepSize, nn.Module):
         self.field = SpherePreservingField(dim, hidden, activation=activation)
         self.dim = dim
         self.n_steps = check_positive_int(n_steps, "n_steps")
-        self._step = {"cayley": cayley_step, "exp": exp_step, "rotation": None}[method]
+        self._step = {CAYLEY: cayley_step, EXP: exp_step}.get(self.method)
         self._init_step(h, learn_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,7 +355,7 @@ def gradient_sphere_network(
     hidden: int = 16,
     h: float = 0.1,
     activation: str = "tanh",
-    method: str = "cayley",
+    method: GeometricMethod | str = "cayley",
     learn_step: bool = False,
 ) -> FlowNetwork:
     r"""Lift, then ``depth`` pairs (:class:`GradientLayer`, :class:`SpherePreservingLayer`), then project.
@@ -370,7 +381,7 @@ def gradient_sphere_network(
         Step of every layer.
     activation : str
         Activation of the fields.
-    method : {"cayley", "exp"}
+    method : CAYLEY, EXP, ROTATION or their names
         Norm-exact step of the sphere layers.
     learn_step : bool
         Learn each layer's step.

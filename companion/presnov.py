@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
-from .integrators import RK4, ButcherTableau, _rk_step_unchecked, integrate
+from .integrators import RK4, ButcherTableau, _rk_step_unchecked, get_tableau, integrate
 
 __all__ = [
     "gauss_legendre",
@@ -247,7 +247,7 @@ def splitting_flow(
     n_steps: int,
     scheme: str = "lie_trotter",
     substeps: int = 2,
-    tableau: ButcherTableau = RK4,
+    tableau: ButcherTableau | str = RK4,
 ) -> torch.Tensor:
     r"""Approximate the time-:math:`t` flow of ``first + second`` by composing the flows of the parts.
 
@@ -295,8 +295,7 @@ def splitting_flow(
     check_positive_int(n_steps, "n_steps")
     check_positive_int(substeps, "substeps")
     check_choice(scheme, "scheme", SPLITTING_SCHEMES)
-    if not isinstance(tableau, ButcherTableau):
-        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4, got {type(tableau).__name__}.")
+    tableau = get_tableau(tableau)
     h = t / n_steps
     for _ in range(n_steps):
         if scheme == "lie_trotter":

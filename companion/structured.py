@@ -22,9 +22,11 @@ from .fields import ACTIVATIONS, GradientField, MassPreservingField
 from .layers import StepSize
 from .integrators import (
     EULER,
-    TABLEAUS,
+    SYMPLECTIC_EULER,
     ButcherTableau,
+    GeometricMethod,
     _rk_step_unchecked,
+    get_tableau,
     require_method,
     stormer_verlet_step,
     symplectic_euler_step,
@@ -60,7 +62,7 @@ class SymplecticLayer(StepSize, nn.Module):
         Step size, > 0.
     activation : str
         :math:`\sigma = \gamma'`, see :data:`companion.fields.ACTIVATIONS`.
-    method : {"symplectic_euler", "stormer_verlet"}
+    method : SYMPLECTIC_EULER, STORMER_VERLET or their names "symplectic_euler", "stormer_verlet"
         The symplectic integrator. A non-symplectic method (e.g. ``"rk4"``) is refused.
     learn_step : bool
         If true, ``h`` is a parameter kept positive by ``abs``.
@@ -78,14 +80,14 @@ class SymplecticLayer(StepSize, nn.Module):
         hidden: int | None = None,
         h: float = 0.1,
         activation: str = "tanh",
-        method: str = "symplectic_euler",
+        method: GeometricMethod | str = "symplectic_euler",
         learn_step: bool = False,
     ) -> None:
         super().__init__()
         self.dim = check_even(dim, "dim")
         hidden = dim if hidden is None else check_positive_int(hidden, "hidden")
         self.method = require_method("symplecticity", method)
-        self._step = symplectic_euler_step if method == "symplectic_euler" else stormer_verlet_step
+        self._step = symplectic_euler_step if self.method is SYMPLECTIC_EULER else stormer_verlet_step
         n = dim // 2
         self.kinetic = GradientField(n, hidden, activation=activation)
         self.potential = GradientField(n, hidden, activation=activation)
@@ -131,7 +133,7 @@ class VolumePreservingLayer(StepSize, nn.Module):
         Step size, > 0.
     activation : {"tanh", "sigmoid", "relu"}
         The component-wise :math:`\Sigma`.
-    method : {"symplectic_euler", "stormer_verlet"}
+    method : SYMPLECTIC_EULER, STORMER_VERLET or their names
         The shear composition. A method that does not keep volume (e.g. ``"rk4"``) is refused.
     learn_step : bool
         If true, ``h`` is a parameter kept positive by ``abs``.
@@ -153,7 +155,7 @@ class VolumePreservingLayer(StepSize, nn.Module):
         *,
         h: float = 0.1,
         activation: str = "tanh",
-        method: str = "symplectic_euler",
+        method: GeometricMethod | str = "symplectic_euler",
         learn_step: bool = False,
     ) -> None:
         super().__init__()
@@ -176,7 +178,7 @@ class VolumePreservingLayer(StepSize, nn.Module):
         check_tensor(state, "x", last_dim=self.dim)
         x, v = state.chunk(2, dim=-1)
         h = self.h
-        if self.method == "symplectic_euler":
+        if self.method is SYMPLECTIC_EULER:
             x = self._shear_x(x, v, h)
             v = self._shear_v(x, v, h)
         else:
@@ -201,7 +203,7 @@ class VolumePreservingLayer(StepSize, nn.Module):
         check_tensor(state, "x", last_dim=self.dim)
         x, v = state.chunk(2, dim=-1)
         h = self.h
-        if self.method == "symplectic_euler":
+        if self.method is SYMPLECTIC_EULER:
             v = self._shear_v(x, v, -h)
             x = self._shear_x(x, v, -h)
         else:
@@ -211,21 +213,13 @@ class VolumePreservingLayer(StepSize, nn.Module):
         return torch.cat([x, v], dim=-1)
 
 
-def _resolve_tableau(tableau: ButcherTableau | str) -> ButcherTableau:
-    if isinstance(tableau, ButcherTableau):
-        return tableau  # every explicit Runge--Kutta method keeps linear invariants
-    if not isinstance(tableau, str):
-        raise TypeError(f"tableau must be a ButcherTableau such as companion.RK4 or a name such as 'rk4', got {type(tableau).__name__}.")
-    return TABLEAUS[require_method("linear_invariants", tableau)]
-
-
 class MassPreservingLayer(StepSize, nn.Module):
     r"""Runge--Kutta steps of the mass-preserving field :math:`\dot x = (A_\theta(x) - A_\theta(x)^\top)\mathbf 1`.
 
     The field is :class:`~companion.fields.MassPreservingField`. Since :math:`\mathbf 1^\top(A-A^\top)\mathbf 1 = 0`,
     every stage :math:`k_i` has zero sum, and an explicit Runge--Kutta step
     :math:`x + h\sum_i b_ik_i` changes :math:`\mathbf 1^\top x` by exactly zero: the mass is kept for
-    every parameter value, step size and tableau (up to rounding).
+    every parameter value, step size and Runge--Kutta method (up to rounding).
 
     Parameters
     ----------
@@ -237,9 +231,9 @@ class MassPreservingLayer(StepSize, nn.Module):
         Total step of the layer, > 0.
     n_steps : int
         Number of Runge--Kutta sub-steps of size ``h / n_steps``.
-    tableau : ButcherTableau or str
-        Any explicit Runge--Kutta method, e.g. ``companion.RK4`` or ``"heun"``; a name that is not a
-        Runge--Kutta method (e.g. ``"cayley"``) is refused.
+    method : ButcherTableau or str
+        Any explicit Runge--Kutta method, e.g. ``companion.RK4`` or ``"heun"``; a method that is not
+        Runge--Kutta (e.g. ``"cayley"``) is refused.
     activation : {"tanh", "sigmoid", "relu"}
         Activation of the field.
     learn_step : bool
@@ -249,7 +243,7 @@ class MassPreservingLayer(StepSize, nn.Module):
     ------
     TypeError, ValueError
         On ``dim < 2``, a non-positive ``h``, a bad ``n_steps``, an unknown activation, or a
-        ``tableau`` that is not a Runge--Kutta method.
+        ``method`` that is not a Runge--Kutta method.
 
     References
     ----------
@@ -263,14 +257,14 @@ class MassPreservingLayer(StepSize, nn.Module):
         hidden: int | None = None,
         h: float = 0.1,
         n_steps: int = 1,
-        tableau: ButcherTableau | str = EULER,
+        method: ButcherTableau | str = EULER,
         activation: str = "tanh",
         learn_step: bool = False,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         hidden = 4 * dim if hidden is None else check_positive_int(hidden, "hidden")
-        self.tableau = _resolve_tableau(tableau)
+        self.method = get_tableau(method, name="method")  # every explicit Runge--Kutta method keeps the sum
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.field = MassPreservingField(dim, hidden, activation=activation)
         self._init_step(h, learn_step)
@@ -280,7 +274,7 @@ class MassPreservingLayer(StepSize, nn.Module):
         check_tensor(x, "x", last_dim=self.dim)
         h = self._sub_step(x, self.n_steps)
         for _ in range(self.n_steps):
-            x = _rk_step_unchecked(self.field, x, h, self.tableau)
+            x = _rk_step_unchecked(self.field, x, h, self.method)
         return x
 
 
@@ -336,7 +330,7 @@ def mass_preserving_network(
     layers_per_block: int = 3,
     hidden: int = 50,
     h: float = 0.1,
-    tableau: ButcherTableau | str = EULER,
+    method: ButcherTableau | str = EULER,
     activation: str = "relu",
     learn_step: bool = True,
 ) -> nn.Sequential:
@@ -353,7 +347,7 @@ def mass_preserving_network(
         Input width, the widths of the blocks, output width; at least three entries.
     layers_per_block, hidden : int
         Layers per block and hidden width of each field.
-    h, tableau, activation, learn_step
+    h, method, activation, learn_step
         Passed to every :class:`MassPreservingLayer`.
 
     Returns
@@ -378,7 +372,7 @@ def mass_preserving_network(
             modules.append(MassProjection(previous, width))
         if j < len(widths) - 2:
             modules += [
-                MassPreservingLayer(width, hidden=hidden, h=h, tableau=tableau, activation=activation, learn_step=learn_step)
+                MassPreservingLayer(width, hidden=hidden, h=h, method=method, activation=activation, learn_step=learn_step)
                 for _ in range(layers_per_block)
             ]
     return nn.Sequential(*modules)

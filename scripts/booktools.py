@@ -3,6 +3,7 @@
     python scripts/booktools.py stored-config _config.yml OUT.yml   # config that builds from stored outputs
     python scripts/booktools.py timings _build/.jupyter_cache       # print each notebook's execution time
     python scripts/booktools.py execute NB.ipynb ... --timings CSV  # re-execute in place, record times
+    python scripts/booktools.py colab-cells NB.ipynb ...            # write each chapter's Colab install cell
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Tag of the first code cell of every chapter: it installs companion in Colab and does nothing elsewhere.
+COLAB_TAG = "colab-install"
+#: Per-cell time limit (seconds) of every notebook execution path: `make book` (_config.yml), nbval (Makefile)
+#: and `make notebooks` (below). A stalled cell then fails instead of waiting.
+CELL_TIMEOUT = 300
 
 
 def machine() -> str:
@@ -45,6 +54,41 @@ def stored_config(source: str, target: str) -> None:
     print(f"wrote {target} (execute_notebooks: off)")
 
 
+def colab_install_source(config_path: Path = ROOT / "_config.yml") -> str:
+    """The source of the Colab install cell, built from the repository setting of ``_config.yml`` (one place)."""
+    repository = yaml.safe_load(Path(config_path).read_text())["repository"]
+    url, branch = repository["url"].rstrip("/"), repository.get("branch", "main")
+    return (
+        "# In Google Colab only: install the companion package first. Anywhere else this cell does nothing.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        "    import subprocess\n"
+        "\n"
+        f'    PACKAGE = "companion @ git+{url}@{branch}"\n'
+        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE], check=True)'
+    )
+
+
+def colab_cells(notebooks: list[str]) -> None:
+    """Insert (after the title cell) or refresh the Colab install cell of each notebook; hidden from the book."""
+    source = colab_install_source()
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        tagged = [c for c in nb.cells if COLAB_TAG in c.get("metadata", {}).get("tags", [])]
+        if tagged:
+            cell = tagged[0]
+            if cell.source == source:
+                continue
+            cell.source = source
+        else:
+            cell = nbformat.v4.new_code_cell(source)
+            nb.cells.insert(1, cell)
+        cell.metadata["tags"] = [COLAB_TAG, "remove-cell"]
+        nbformat.write(nb, path)
+        print(f"{path}: Colab install cell written (re-execute the notebook: make notebooks)")
+
+
 def timings(cache_path: str) -> None:
     from jupyter_cache import get_cache
 
@@ -63,7 +107,7 @@ def execute(notebooks: list[str], timings_csv: str | None) -> None:
     for nb in notebooks:
         start = time.perf_counter()
         cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-               "--ExecutePreprocessor.timeout=600", nb]
+               f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}", "--ExecutePreprocessor.startup_timeout=60", nb]
         subprocess.run(cmd, check=True)
         seconds = time.perf_counter() - start
         print(f"{nb}: {seconds:.1f} s")
@@ -91,6 +135,8 @@ def main() -> None:
     p.add_argument("target")
     p = sub.add_parser("timings")
     p.add_argument("cache")
+    p = sub.add_parser("colab-cells")
+    p.add_argument("notebooks", nargs="+")
     p = sub.add_parser("execute")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--timings")
@@ -99,6 +145,8 @@ def main() -> None:
         stored_config(args.source, args.target)
     elif args.command == "timings":
         timings(args.cache)
+    elif args.command == "colab-cells":
+        colab_cells(args.notebooks)
     else:
         execute(args.notebooks, args.timings)
 

@@ -70,7 +70,7 @@ def test_skew_and_sphere_and_mass_fields() -> None:
 
 
 def test_resnet_and_mlp_shapes() -> None:
-    net = C.resnet(4, 2, width=6, depth=3, T=1.0, tableau=C.HEUN)
+    net = C.resnet(4, 2, width=6, depth=3, T=1.0, method=C.HEUN)
     assert net(torch.randn(10, 4)).shape == (10, 2)
     assert len(net.layers) == 3 and float(net.layers[0].h) == pytest.approx(1 / 3)
     assert C.mlp(4, 2, width=5, depth=3)(torch.randn(10, 4)).shape == (10, 2)

@@ -13,7 +13,8 @@ from companion import (
     EULER, HEUN, KUTTA3, MIDPOINT, RK4, ButcherTableau, cayley_step, empirical_order, exp_step, integrate,
     require_method, rk_step, stormer_verlet_step, symplectic_euler_step,
 )
-from companion.integrators import TABLEAUS
+import companion
+from companion.integrators import METHODS, TABLEAUS, get_method
 
 
 
@@ -140,7 +141,8 @@ def test_exp_step_is_the_exact_flow_for_constant_skew() -> None:
 
 
 def test_require_method() -> None:
-    assert require_method("symplecticity", "stormer_verlet") == "stormer_verlet"
+    assert require_method("symplecticity", "stormer_verlet") is companion.STORMER_VERLET
+    assert require_method("linear_invariants", companion.RK4) is companion.RK4
     with pytest.raises(ValueError, match="does not keep symplecticity; use one of 'symplectic_euler'"):
         require_method("symplecticity", "rk4")
     with pytest.raises(ValueError, match="unknown property"):
@@ -152,7 +154,7 @@ def test_require_method() -> None:
     [
         (lambda: rk_step(lambda x: x, [1.0], 0.1, RK4), TypeError, "must be a torch.Tensor"),
         (lambda: rk_step(lambda x: x, torch.ones(2), -0.1, RK4), ValueError, "h must be a finite number > 0"),
-        (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, "rk4"), TypeError, "ButcherTableau"),
+        (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, 4), TypeError, "tableau must be a method of companion.integrators"),
         (lambda: rk_step(3, torch.ones(2), 0.1, RK4), TypeError, "callable"),
         (lambda: rk_step(lambda x: x, torch.ones(2, dtype=torch.int64), 0.1, RK4), TypeError, "floating-point"),
         (lambda: rk_step(lambda x: x, torch.ones(2), torch.ones(2), RK4), ValueError, "scalar step size"),
@@ -221,3 +223,21 @@ def test_rk38_agrees_with_torchdiffeq_rk4_to_rounding() -> None:
         ours = integrate(field, x0, h=0.05, n_steps=20, tableau=RK38)[-1]
         theirs = torchdiffeq.odeint(lambda t, x: field(x), x0, grid, method="rk4")[-1]
     assert float((ours - theirs).abs().max()) < 1e-13
+
+
+def test_methods_are_given_as_objects_or_names_everywhere() -> None:
+    x = torch.ones(3, 2, dtype=torch.float64)
+    assert torch.equal(rk_step(lambda z: -z, x, 0.1, "rk4"), rk_step(lambda z: -z, x, 0.1, companion.RK4))
+    assert torch.equal(integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau="heun"),
+                       integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau=companion.HEUN))
+    for key, method in METHODS.items():
+        assert get_method(key) is method and get_method(method) is method and method.key == key
+    layers = [companion.FlowLayer(torch.nn.Linear(2, 2), method="rk4"), companion.MassPreservingLayer(3, method="rk4"),
+              companion.SymplecticLayer(2, method="stormer_verlet"), companion.VolumePreservingLayer(2, method="stormer_verlet"),
+              companion.SpherePreservingLayer(3, method="rotation")]
+    for layer in layers:
+        assert layer.method is get_method(layer.method.key)
+    with pytest.raises(ValueError, match="method must be an explicit Runge-Kutta method"):
+        companion.FlowLayer(torch.nn.Linear(2, 2), method="cayley")
+    with pytest.raises(ValueError, match="unknown tableau 'rk5'"):
+        rk_step(lambda z: -z, x, 0.1, "rk5")

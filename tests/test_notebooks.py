@@ -75,3 +75,67 @@ def test_chapter_has_citations_and_exercises(path: Path) -> None:
     assert "{cite}" in text, f"{path.name}: cite the works it builds on"
     assert text.count("```{exercise}") >= 2, f"{path.name}: needs at least two exercises"
     assert text.count("```{solution}") >= 2, f"{path.name}: exercises need (hidden) solutions"
+
+
+# -- the Colab install cell: the first code cell of every chapter --
+
+def _booktools():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("booktools", ROOT / "scripts" / "booktools.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_colab_cell(source: str, monkeypatch, *, in_colab: bool) -> list[list[str]]:
+    """Execute the cell's code as a kernel would, with ``google.colab`` present or not; return the commands run."""
+    import subprocess
+    import sys
+    import types
+
+    commands: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(list(command)))
+    if in_colab:
+        monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(source, "<colab cell>", "exec"), {"__name__": "__main__"})
+    return commands
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_chapter_starts_with_the_colab_install_cell(path: Path) -> None:
+    tools = _booktools()
+    first = _code_cells(path)[0]
+    assert "".join(first["source"]) == tools.colab_install_source(), (
+        f"{path.name}: the first code cell must be the Colab install cell built from _config.yml "
+        "(run `python scripts/booktools.py colab-cells book/*.ipynb`)"
+    )
+    tags = first.get("metadata", {}).get("tags", [])
+    assert tools.COLAB_TAG in tags and "remove-cell" in tags, f"{path.name}: the install cell must be hidden from the book"
+    before_imports = "".join("".join(c["source"]) for c in _code_cells(path)[:1])
+    assert "import companion" not in before_imports
+
+
+def test_colab_cell_installs_the_repository_from_config_in_colab(monkeypatch) -> None:
+    tools = _booktools()
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    commands = _run_colab_cell(tools.colab_install_source(), monkeypatch, in_colab=True)
+    assert len(commands) == 1
+    command = commands[0]
+    assert command[1:4] == ["-m", "pip", "install"]
+    assert command[-1] == f"companion @ git+{repository['url']}@{repository['branch']}"
+
+
+def test_colab_cell_does_nothing_outside_colab(monkeypatch) -> None:
+    assert _run_colab_cell(_booktools().colab_install_source(), monkeypatch, in_colab=False) == []
+
+
+def test_colab_cell_follows_the_repository_setting(tmp_path) -> None:
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["repository"] = {"url": "https://example.org/someone/fork", "branch": "dev"}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
+    assert 'PACKAGE = "companion @ git+https://example.org/someone/fork@dev"' in _booktools().colab_install_source(
+        tmp_path / "_config.yml")

@@ -107,9 +107,9 @@ def test_symplectic_layer_float32(seed, h, scale):
 # ---------------------------------------------------------------- mass preservation
 @DRAWS
 @given(seed=seeds, dim=st.integers(2, 8), h=steps, scale=scales, activation=activations,
-       tableau=st.sampled_from(sorted(TABLEAUS)), n_steps=st.integers(1, 3))
-def test_mass_layer_keeps_sum_float64(seed, dim, h, scale, activation, tableau, n_steps):
-    layer = MassPreservingLayer(dim, hidden=5, h=h, n_steps=n_steps, tableau=tableau, activation=activation)
+       method=st.sampled_from(sorted(TABLEAUS)), n_steps=st.integers(1, 3))
+def test_mass_layer_keeps_sum_float64(seed, dim, h, scale, activation, method, n_steps):
+    layer = MassPreservingLayer(dim, hidden=5, h=h, n_steps=n_steps, method=method, activation=activation)
     layer = _randomise(layer, seed, scale, torch.float64)
     x = _points(seed, 16, dim, torch.float64, spread=1.0)
     with torch.no_grad():
@@ -119,15 +119,15 @@ def test_mass_layer_keeps_sum_float64(seed, dim, h, scale, activation, tableau, 
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=seeds, dim=st.integers(2, 8), h=steps, tableau=st.sampled_from(sorted(TABLEAUS)))
-def test_mass_layer_float32(seed, dim, h, tableau):
-    layer = _randomise(MassPreservingLayer(dim, hidden=5, h=h, tableau=tableau), seed, 1.0, torch.float32)
+@given(seed=seeds, dim=st.integers(2, 8), h=steps, method=st.sampled_from(sorted(TABLEAUS)))
+def test_mass_layer_float32(seed, dim, h, method):
+    layer = _randomise(MassPreservingLayer(dim, hidden=5, h=h, method=method), seed, 1.0, torch.float32)
     x = _points(seed, 16, dim, torch.float32, spread=1.0)
     assert linear_invariant_drift(layer, x) <= 1e-4
 
 
-def test_mass_layer_moves_the_state_and_accepts_tableau_objects():
-    layer = MassPreservingLayer(3, h=0.5, tableau=companion.RK4).double()
+def test_mass_layer_moves_the_state_and_accepts_method_objects():
+    layer = MassPreservingLayer(3, h=0.5, method=companion.RK4).double()
     x = _points(0, 10, 3, torch.float64)
     assert (layer(x) - x).abs().max() > 1e-4
     assert linear_invariant_drift(layer, x) <= 1e-13
@@ -170,11 +170,13 @@ def test_guard_refuses_non_symplectic_method(layer):
         layer(4, method="rk4")
 
 
-def test_guard_refuses_non_runge_kutta_tableau_name():
-    with pytest.raises(ValueError, match="does not keep linear_invariants; use one of 'euler'"):
-        MassPreservingLayer(3, tableau="cayley")
-    with pytest.raises(TypeError, match="tableau must be a ButcherTableau"):
-        MassPreservingLayer(3, tableau=4)
+def test_guard_refuses_non_runge_kutta_method():
+    with pytest.raises(ValueError, match="method must be an explicit Runge-Kutta method .*'cayley'"):
+        MassPreservingLayer(3, method="cayley")
+    with pytest.raises(ValueError, match="unknown method 'rk5'"):
+        MassPreservingLayer(3, method="rk5")
+    with pytest.raises(TypeError, match="method must be a method of companion.integrators"):
+        MassPreservingLayer(3, method=4)
 
 
 def test_validation_messages():

@@ -3,7 +3,7 @@ import companion
 from companion.structured import mass_preserving_network
 
 net = mass_preserving_network((3, 10, 10, 15, 3), layers_per_block=3, hidden=50,
-                              tableau=companion.RK4).double()   # any Runge-Kutta tableau keeps the sum
+                              method=companion.RK4).double()    # any Runge-Kutta method keeps the sum
 x = torch.rand(8, 3, dtype=torch.float64)
 print(companion.linear_invariant_drift(net, x))                 # ~1e-16, for every parameter value
 
