@@ -4,13 +4,18 @@ Fails on console errors, failed or external requests (the book must read offline
 images that did not load, and internal links whose target page or anchor does not exist. Saves a
 screenshot of each chapter under ``_build/screenshots/``. Run after ``jupyter-book build`` (``make test``
 does this); needs Debian's ``chromium`` (``apt-get install chromium``).
+
+Then scans what a reader sees at a 1280 x 900 window (``scans.py``): raw TeX in the text, math displays, code
+and output blocks wider than the text column, widget views with nothing visible, and images with fewer than
+1.5 natural pixels per displayed pixel. Each scan's failure lists every offender on every page. The book is
+read from ``_build/html`` (or from the folder named by the environment variable ``BOOK_HTML``).
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
-import shutil
+import os
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -18,19 +23,13 @@ from urllib.parse import unquote, urljoin, urlparse
 import pytest
 from bs4 import BeautifulSoup
 
+import scans
+
 ROOT = Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("BOOK_HTML") or ROOT / "_build" / "html")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.glob("**/*.html")
                if not p.relative_to(HTML).as_posix().startswith(("_", "genindex", "search", "py-modindex")))
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    raise RuntimeError("the browser test needs Chromium: `apt-get install chromium` (.ci/run does this)")
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +46,6 @@ def server():
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def test_pages_were_found() -> None:
@@ -130,3 +119,48 @@ def test_internal_links_resolve() -> None:
             if parsed.fragment and target.suffix == ".html" and unquote(parsed.fragment) not in ids(target):
                 missing.append(f"{page_path}: {href} (no anchor #{parsed.fragment})")
     assert not missing, "broken internal links:\n" + "\n".join(missing)
+
+
+def is_chapter(page_path: str) -> bool:
+    return page_path.split("/")[-1][:2].isdigit()
+
+
+@pytest.fixture(scope="module")
+def scan_results(server: str, browser) -> dict[str, dict[str, list[str]]]:
+    """Every page opened at 1280 x 900 once, with math typeset, and scanned: ``{page: {scan: offenders}}``."""
+    results = {}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith((server, "data:"))
+               else route.abort())
+    for page_path in PAGES:
+        page.goto(server + page_path, wait_until="networkidle")
+        if page.query_selector("span.math, div.math, .math"):
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=20_000)
+            page.evaluate("() => MathJax.startup.promise")
+        page.evaluate("() => document.fonts.ready")
+        results[page_path] = scans.scan(page)
+    page.close()
+    chapters = sum(is_chapter(p) for p in results)
+    print(f"\nscanned {len(results)} pages ({chapters} chapters) at 1280 x 900:")
+    for name in scans.SCANS:
+        count = sum(len(found[name]) for found in results.values())
+        print(f"  {name}: {count} offenders")
+    return results
+
+
+def report(results: dict[str, dict[str, list[str]]], name: str) -> str:
+    lines = []
+    for page_path, found in results.items():
+        for offender in found[name]:
+            lines.append(f"{page_path}: {offender}")
+    chapters = sum(is_chapter(p) for p in results)
+    return (f"{name}: {len(lines)} offenders on {len(results)} pages checked ({chapters} chapters):\n"
+            + "\n".join(lines))
+
+
+@pytest.mark.parametrize("name", list(scans.SCANS))
+def test_what_a_reader_sees(name: str, scan_results) -> None:
+    offenders = [o for found in scan_results.values() for o in found[name]]
+    assert len(scan_results) == len(PAGES) and any(is_chapter(p) for p in scan_results)
+    assert not offenders, report(scan_results, name)
