@@ -8,6 +8,9 @@
    error; a fixed default mode (``light``) avoids it.
 3. sphinx-thebe's inline configuration script is registered twice under Jupyter Book 1, which declares the
    same ``const`` twice (a console error); duplicate inline scripts are dropped.
+4. ``static/book.css``: a wider text column and 13 px code, so that nothing scrolls sideways at a 1280 px
+   window, and printed output that wraps as in Jupyter (see the browser test's scans).
+5. Author-year labels in the bibliography (``author_year_labels``), matching the citations in the text.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def _mathjax_static_root() -> Path:
 
 
 def _configure(app, config) -> None:
-    config.html_static_path = list(config.html_static_path) + [str(_mathjax_static_root())]
+    static = [str(_mathjax_static_root()), str(Path(__file__).resolve().parent / "static")]
+    config.html_static_path = list(config.html_static_path) + static
     config.mathjax_path = "mathjax/es5/tex-mml-chtml.js"
     config.html_context = {**(config.html_context or {}), "default_mode": "light"}
 
@@ -47,6 +51,8 @@ def _drop_duplicate_inline_scripts(app, pagename, templatename, context, doctree
 
 
 def setup(app):
+    app.setup_extension("author_year_labels")
+    app.add_css_file("book.css")
     app.connect("config-inited", _configure)
     app.connect("html-page-context", _drop_duplicate_inline_scripts, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
