@@ -62,6 +62,10 @@ fresh:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --output book/benchmarks_results.md
 
+## make bench-authors: companion against the authors' own set-ups (one thread, about 15 minutes on 2 cores).
+bench-authors: $(STAMP)
+	$(BIN)/python benchmarks/authors_run.py --output book/authors_results.md
+
 ## make train-pde: retrain the shipped PDE weights in companion/weights (about 20 CPU-minutes on 2 cores).
 train-pde: $(STAMP)
 	$(BIN)/python scripts/train_pde.py --inits exact --equations heat

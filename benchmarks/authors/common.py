@@ -1,0 +1,155 @@
+"""Shared machinery of the authors'-code benchmarks: timing, alternation of the two sides, summaries, tables.
+
+Every experiment module builds, for one seed, an *authors' side* (their set-up re-implemented) and a
+*companion side* (the package's public API plus :func:`companion.fit`) on the **same** data tensors, and
+returns :class:`Measurement` objects. :func:`compare` runs the two sides for several seeds, alternating
+which goes first so that both share the machine's drift, and :func:`format_rows` writes the table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+
+@dataclass
+class Measurement:
+    """One training run of one side: accuracies in the experiment's own metrics, and times in seconds."""
+
+    metrics: dict[str, float]
+    train_seconds: float              # wall clock
+    train_cpu_seconds: float = 0.0    # process CPU time (all threads)
+    eval_seconds: float = 0.0
+    parameters: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Both sides of one table row over all seeds."""
+
+    experiment: str
+    metrics: Sequence[str]            # the metric names, first one is the headline
+    lower_is_better: Sequence[bool]   # per metric
+    authors: list[Measurement]
+    companion: list[Measurement]
+    tolerance: str                    # what "equal or better" means for this row, in words
+    equal_or_better: Callable[["Comparison"], bool]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(function: Callable[[], object], device: torch.device) -> tuple[object, float, float]:
+    """Run ``function`` once; return its result, wall-clock seconds (device synchronised) and process CPU seconds."""
+    sync(device)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    result = function()
+    sync(device)
+    return result, time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def compare(
+    run_authors: Callable[[int], Measurement],
+    run_companion: Callable[[int], Measurement],
+    seeds: Sequence[int],
+    *,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Measurement], list[Measurement]]:
+    """Run both sides once per seed, alternating which one goes first; return the two lists of runs."""
+    authors, companion = [], []
+    for i, seed in enumerate(seeds):
+        order = [("authors", run_authors, authors), ("companion", run_companion, companion)]
+        if i % 2:
+            order.reverse()
+        for name, run, results in order:
+            measurement = run(seed)
+            results.append(measurement)
+            shown = ", ".join(f"{k} {v:.3g}" for k, v in measurement.metrics.items())
+            log(f"    seed {seed} {name:>9}: {shown}; train {measurement.train_seconds:.2f} s")
+    return authors, companion
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float]) -> tuple[float, float]:
+    return min(values), max(values)
+
+
+def metric_values(runs: Sequence[Measurement], name: str) -> list[float]:
+    return [run.metrics[name] for run in runs]
+
+
+def median_metric(runs: Sequence[Measurement], name: str) -> float:
+    return median(metric_values(runs, name))
+
+
+def speedup(row: Comparison, *, cpu: bool = False) -> float:
+    """Median over seeds of the per-seed ratio authors' training time / companion's (wall clock, or CPU time)."""
+    if cpu:
+        return median([a.train_cpu_seconds / c.train_cpu_seconds for a, c in zip(row.authors, row.companion)])
+    return median([a.train_seconds / c.train_seconds for a, c in zip(row.authors, row.companion)])
+
+
+def _number(value: float, name: str) -> str:
+    if "acc" in name:
+        return f"{100 * value:.1f}"
+    return f"{value:.2g}" if abs(value) < 1e-2 or abs(value) >= 1e3 else f"{value:.3g}"
+
+
+def _cell(runs: Sequence[Measurement], name: str) -> str:
+    values = metric_values(runs, name)
+    low, high = spread(values)
+    if len(values) == 1 or low == high:
+        return _number(median(values), name)
+    return f"{_number(median(values), name)} ({_number(low, name)}-{_number(high, name)})"
+
+
+def _seconds(runs: Sequence[Measurement]) -> str:
+    values = [run.train_seconds for run in runs]
+    low, high = spread(values)
+    return f"{median(values):.2f} ({low:.2f}-{high:.2f})" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def format_rows(rows: Sequence[Comparison]) -> str:
+    """The Markdown results table: one line per row and metric, medians with (min-max) over seeds."""
+    header = ["experiment", "metric", "authors' set-up", "companion", "authors' training (s)",
+              "companion training (s)", "speed-up", "equal or better"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        ok = "yes" if row.equal_or_better(row) else "no"
+        for k, name in enumerate(row.metrics):
+            first = k == 0
+            lines.append("| " + " | ".join([
+                row.experiment if first else "",
+                name,
+                _cell(row.authors, name),
+                _cell(row.companion, name),
+                _seconds(row.authors) if first else "",
+                _seconds(row.companion) if first else "",
+                f"{speedup(row):.1f}x" if first else "",
+                ok if first else "",
+            ]) + " |")
+    return "\n".join(lines)
+
+
+def format_details(rows: Sequence[Comparison]) -> str:
+    """Parameter counts and the tolerance behind each row's verdict."""
+    header = ["experiment", "parameters (authors / companion)", "speed-up in CPU time", "equal or better means"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        params = f"{row.authors[0].parameters:,} / {row.companion[0].parameters:,}"
+        lines.append(f"| {row.experiment} | {params} | {speedup(row, cpu=True):.1f}x | {row.tolerance} |")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+r"""Learning the heat equation from pixel data with the 102-parameter CNN (Celledoni, Jackaman, Murari, Owren 2025).
+
+Authors' set-up, re-implemented from their repository (PredictingPixelData, the JCP version):
+
+* network: :math:`F_\theta` = ``Conv2d(1, 2, 5)`` (bias) -> ReLU -> ``Conv2d(2, 1, 5)`` (no bias), circular
+  padding, 102 parameters; one call is 3 explicit Euler sub-steps of size :math:`\delta t/3`, float32;
+* recipe: unrolled training with a curriculum of 3, 4, then 5 steps; each stage re-creates Adam with
+  ``CyclicLR(base 1e-3, max 1e-2, step_size_up=10000, mode="exp_range")`` stepped per batch, batch 32 through a
+  ``DataLoader``; loss :math:`\frac1T\sum_{t\le T}\mathrm{MSE}(N^t(U^0), U^t)`; no noise;
+* metric: :math:`rE(40)`, the mean over held-out initial conditions of
+  :math:`\|N^{40}(U^0)-U^{40}\|_F/\|U^{40}\|_F`.
+
+The authors train on 1,000 finite-element trajectories on a 100x100 grid for 299 epochs per stage (hours on
+a CPU). Here both sides use the same smaller data set, pseudo-spectral trajectories from
+:func:`companion.pde_data.generate_trajectories` on a 64x64 periodic grid (sizes below), and the authors'
+recipe runs for :data:`AUTHORS_EPOCHS` epochs per stage.
+
+Companion side: :func:`companion.pde_training.make_network` (the same 102-parameter field, with the fixed
+scale :math:`\alpha/h^2`) trained by the package's PDE training routine.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from companion import pde, pde_data, pde_training
+
+from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+
+SIZE, ALPHA, SUBSTEPS = 64, 0.01, 3
+TRAIN_TRAJECTORIES, TEST_TRAJECTORIES, UNROLLED, HORIZON = 64, 16, 5, 40
+AUTHORS_EPOCHS = 30
+
+
+def heat_data(*, quick: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, test)`` float32 trajectories ``(N, T + 1, 64, 64)``: 5 steps for training, 40 held-out steps for testing."""
+    count = 8 if quick else TRAIN_TRAJECTORIES
+    train = pde_data.generate_trajectories("heat", trajectories=count, steps=UNROLLED, size=SIZE, alpha=ALPHA, seed=0)
+    test = pde_data.generate_trajectories("heat", trajectories=4 if quick else TEST_TRAJECTORIES, steps=HORIZON,
+                                          size=SIZE, alpha=ALPHA, seed=1)
+    return train.to(torch.float32), test.to(torch.float32)
+
+
+# --- the authors' network and training -------------------------------------------------------------
+
+class AuthorsHeatNetwork(nn.Module):
+    def __init__(self, dt: float) -> None:
+        super().__init__()
+        self.dt = dt
+        self.field = nn.Sequential(
+            nn.Conv2d(1, 2, 5, padding=2, padding_mode="circular", bias=True), nn.ReLU(),
+            nn.Conv2d(2, 1, 5, padding=2, padding_mode="circular", bias=False))
+
+    def forward(self, U: torch.Tensor) -> torch.Tensor:
+        for _ in range(SUBSTEPS):
+            U = U + self.dt / SUBSTEPS * self.field(U)
+        return U
+
+
+class _Trajectories(Dataset):
+    def __init__(self, trajectories: torch.Tensor) -> None:
+        self.inputs, self.labels = trajectories[:, :1], trajectories[:, 1:]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int):
+        return self.inputs[index], self.labels[index]
+
+
+def train_authors(model: nn.Module, trajectories: torch.Tensor, *, epochs: int, seed: int) -> None:
+    loader = DataLoader(_Trajectories(trajectories), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    lr = 5e-3
+    for max_t in (UNROLLED - 2, UNROLLED - 1, UNROLLED):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        schedule = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=1e-3, max_lr=1e-2, step_size_up=10000,
+                                                     mode="exp_range", cycle_momentum=False)
+        for _ in range(epochs):
+            for inputs, labels in loader:
+                optimizer.zero_grad()
+                U, loss = inputs, 0.0
+                for t in range(max_t):
+                    U = model(U)
+                    loss = loss + F.mse_loss(U, labels[:, t:t + 1]) / max_t
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+        lr = lr / 2
+
+
+def relative_error(step, test: torch.Tensor) -> float:
+    """rE(40) of a one-step map ``step`` acting on ``(batch, 64, 64)`` grids."""
+    prediction = pde.rollout(step, test[:, 0], HORIZON)
+    return float(pde.rollout_metrics(prediction, test)["relative_error"][HORIZON])
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+def _companion_trainer():
+    """The package's PDE training routine: the random-initialisation routine if the package has one, else
+    :func:`~companion.pde_training.train_curriculum`."""
+    for name in ("train_from_random", "train_random_init", "train_network"):
+        if hasattr(pde_training, name):
+            return name, getattr(pde_training, name)
+    return "train_curriculum", pde_training.train_curriculum
+
+
+#: Companion's recipe for :func:`companion.pde_training.train_curriculum` (see the book page).
+COMPANION_RECIPE = dict(stages=(3, 4, 5), epochs=10, lr=1e-2, batch_size=8)
+
+
+def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> Comparison:
+    train, test = (t.to(device) for t in heat_data(quick=quick))
+    dt = pde_data.default_time_step("heat", size=SIZE, alpha=ALPHA)
+    authors_epochs = 1 if quick else AUTHORS_EPOCHS
+    trainer_name, trainer = _companion_trainer()
+    log(f"  companion trainer: companion.pde_training.{trainer_name}")
+
+    def authors(seed: int) -> Measurement:
+        torch.manual_seed(seed)
+        model = AuthorsHeatNetwork(dt).to(device)
+        _, seconds, cpu = timed(lambda: train_authors(model, train, epochs=authors_epochs, seed=seed), device)
+        with torch.no_grad():
+            error = relative_error(lambda U: model(U[:, None])[:, 0], test)
+        return Measurement({"rE(40)": error}, seconds, cpu, parameters=parameter_count(model))
+
+    def companion_side(seed: int) -> Measurement:
+        model = pde_training.make_network("heat", size=SIZE, alpha=ALPHA, substeps=SUBSTEPS, seed=seed).to(device)
+        recipe = dict(COMPANION_RECIPE, epochs=1 if quick else COMPANION_RECIPE["epochs"])
+        accepted = inspect.signature(trainer).parameters
+        recipe = {k: v for k, v in recipe.items() if k in accepted}
+        if "seed" in accepted:
+            recipe["seed"] = seed
+        _, seconds, cpu = timed(lambda: trainer(model, train, **recipe), device)
+        return Measurement({"rE(40)": relative_error(model, test)}, seconds, cpu, parameters=parameter_count(model))
+
+    authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
+    return Comparison(
+        experiment="heat equation from pixels, 102-parameter CNN",
+        metrics=["rE(40)"], lower_is_better=[True],
+        authors=authors_runs, companion=companion_runs,
+        tolerance="median rE(40) on the held-out initial conditions at most the authors' median",
+        equal_or_better=lambda row: median_metric(row.companion, "rE(40)") <= median_metric(row.authors, "rE(40)"),
+    )

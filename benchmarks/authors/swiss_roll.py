@@ -1,0 +1,186 @@
+r"""Swiss-roll classification with 12-layer ResNets and symplectic networks (the authors' teaching notebook).
+
+Authors' set-up, re-implemented from their Part III course notebook ("Vanishing Gradient"):
+
+* data: 8000 points on two spirals :math:`r(\cos\theta, \sin\theta)`, :math:`\theta` in 4000 equispaced
+  values of :math:`[0, 4\pi)`, :math:`r` equispaced in :math:`[0, 1]` (class 1) and :math:`[0.2, 1.2]`
+  (class 0), no noise, shuffled, embedded as :math:`(x_1, 0, 0, x_2)`; the first half for training, the
+  second for testing;
+* networks (float32, 12 layers, :math:`h = 1.2/12`): a ResNet :math:`Y\leftarrow Y + hB_j\tanh(A_jY + a_j) + hb_j`
+  (``Linear(4, 4)`` twice per layer) and a symplectic "HNN" (symplectic Euler on
+  :math:`H_j = \langle 1, \log\cosh(B_jp + b_j)\rangle + \langle 1, \log\cosh(C_jq + c_j)\rangle`, all
+  parameters drawn from :math:`N(0, 1)`), each with a ``Linear(4, 1)`` read-out;
+* recipe: ``BCEWithLogitsLoss`` plus the weight-smoothness penalty
+  :math:`10^{-4}h\sum_j\tfrac12\|\theta_{j+1}-\theta_j\|^2`, Adam with OneCycle (1e-3 up to 5e-2, 40 % warm-up,
+  cosine), 100 epochs, batch 125 through a ``DataLoader``;
+* metric: test accuracy on the 4000 test points.
+
+The authors' loop also evaluates the test accuracy after every epoch and can record gradients for a
+figure; both are left out of the timed training here (which favours the authors' side).
+
+Companion side: :func:`companion.resnet` and a :class:`companion.FlowNetwork` of
+:class:`companion.SymplecticLayer`, with the same depth, width and step, trained by :func:`companion.fit`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+import companion
+
+from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+
+POINTS, LAYERS, FINAL_TIME, WIDTH = 8000, 12, 1.2, 4
+
+
+def swiss_roll_data(seed: int) -> tuple[torch.Tensor, ...]:
+    """``(x_train, y_train, x_test, y_test)``: the authors' spirals, shuffled with ``seed``; labels in {0, 1}."""
+    half = POINTS // 2
+    theta = torch.linspace(0, 4 * math.pi - 4 * math.pi / half, half)
+    inner, outer = torch.linspace(0, 1, half), torch.linspace(0.2, 1.2, half)
+    plane = torch.cat([torch.stack([inner * torch.cos(theta), inner * torch.sin(theta)], 1),
+                       torch.stack([outer * torch.cos(theta), outer * torch.sin(theta)], 1)])
+    labels = torch.cat([torch.ones(half), torch.zeros(half)]).long()
+    order = torch.randperm(POINTS, generator=torch.Generator().manual_seed(seed))
+    plane, labels = plane[order], labels[order]
+    points = torch.zeros(POINTS, WIDTH)
+    points[:, 0], points[:, -1] = plane[:, 0], plane[:, 1]
+    return points[:half], labels[:half], points[half:], labels[half:]
+
+
+# --- the authors' networks -----------------------------------------------------------------------
+
+class AuthorsResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = FINAL_TIME / LAYERS
+        self.first = nn.ModuleList(nn.Linear(WIDTH, WIDTH) for _ in range(LAYERS))
+        self.second = nn.ModuleList(nn.Linear(WIDTH, WIDTH) for _ in range(LAYERS))
+        self.readout = nn.Linear(WIDTH, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        for a, b in zip(self.first, self.second):
+            y = y + self.h * b(torch.tanh(a(y)))
+        return self.readout(y).squeeze(1)
+
+    def smoothness(self) -> torch.Tensor:
+        total = 0.0
+        for layers in (self.first, self.second):
+            for j in range(LAYERS - 1):
+                total = total + 0.5 * (layers[j + 1].weight - layers[j].weight).norm() ** 2 \
+                    + 0.5 * (layers[j + 1].bias - layers[j].bias).norm() ** 2
+        return total
+
+
+class AuthorsHamiltonianNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.h = FINAL_TIME / LAYERS
+        n = WIDTH // 2
+        self.B = nn.Parameter(torch.randn(LAYERS, n, n))
+        self.C = nn.Parameter(torch.randn(LAYERS, n, n))
+        self.b = nn.Parameter(torch.randn(LAYERS, n))
+        self.c = nn.Parameter(torch.randn(LAYERS, n))
+        self.readout = nn.Linear(WIDTH, 1)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        n = WIDTH // 2
+        for j in range(LAYERS):
+            q, p = y[:, :n], y[:, n:]
+            q = q + self.h * F.linear(torch.tanh(F.linear(p, self.B[j]) + self.b[j]), self.B[j].T)
+            p = p - self.h * F.linear(torch.tanh(F.linear(q, self.C[j]) + self.c[j]), self.C[j].T)
+            y = torch.cat([q, p], 1)
+        return self.readout(y).squeeze(1)
+
+    def smoothness(self) -> torch.Tensor:
+        return sum(0.5 * (t[1:] - t[:-1]).flatten(1).norm(dim=1).pow(2).sum() for t in (self.B, self.C, self.b, self.c))
+
+
+class _Pairs(Dataset):
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int):
+        return self.inputs[index], self.targets[index]
+
+
+def train_authors(model, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
+    loader = DataLoader(_Pairs(x, y.float()), batch_size=125, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-2, div_factor=50, total_steps=epochs * len(loader),
+                                                   pct_start=0.4, anneal_strategy="cos")
+    criterion = nn.BCEWithLogitsLoss()
+    for _ in range(epochs):
+        for inputs, labels in loader:
+            optimizer.zero_grad()
+            loss = criterion(model(inputs), labels) + 1e-4 * model.h * model.smoothness()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+
+
+def authors_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(((model(x) >= 0).long() == y).float().mean())
+
+
+# --- the comparison ------------------------------------------------------------------------------
+
+#: Companion's networks and recipes (see the book page): wider fields, a longer time horizon, larger batches.
+COMPANION = {
+    "ResNet": (dict(hidden=16, final_time=3.0),
+               dict(epochs=80, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
+    "symplectic": (dict(hidden=16, final_time=3.0),
+                   dict(epochs=50, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
+}
+
+
+def companion_network(kind: str, *, hidden: int, final_time: float) -> nn.Module:
+    if kind == "ResNet":
+        return companion.resnet(WIDTH, 2, width=WIDTH, depth=LAYERS, hidden=hidden, T=final_time)
+    layers = [companion.SymplecticLayer(WIDTH, hidden=hidden, h=final_time / LAYERS) for _ in range(LAYERS)]
+    return companion.FlowNetwork(layers, in_dim=WIDTH, width=WIDTH, out_dim=2)
+
+
+def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> list[Comparison]:
+    rows = []
+    for kind, authors_class in (("ResNet", AuthorsResNet), ("symplectic", AuthorsHamiltonianNet)):
+        log(f"  Swiss roll, 12-layer {kind}")
+        authors_epochs = 2 if quick else 100
+        network, recipe = COMPANION[kind]
+        recipe = dict(recipe, epochs=1) if quick else recipe
+
+        def authors(seed: int, authors_class=authors_class) -> Measurement:
+            x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
+            torch.manual_seed(seed)
+            model = authors_class().to(device)
+            _, seconds, cpu = timed(lambda: train_authors(model, x, y, epochs=authors_epochs, seed=seed), device)
+            return Measurement({"test accuracy": authors_accuracy(model, x_test, y_test)}, seconds, cpu,
+                               parameters=parameter_count(model))
+
+        def companion_side(seed: int, kind=kind, network=network, recipe=recipe) -> Measurement:
+            x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
+            torch.manual_seed(seed)
+            model = companion_network(kind, **network).to(device)
+            _, seconds, cpu = timed(lambda: companion.fit(model, (x, y), seed=seed, progress=False, **recipe), device)
+            return Measurement({"test accuracy": companion.accuracy(model, x_test, y_test)}, seconds, cpu,
+                               parameters=parameter_count(model))
+
+        authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
+        rows.append(Comparison(
+            experiment=f"Swiss roll, 12-layer {kind}",
+            metrics=["test accuracy"], lower_is_better=[False],
+            authors=authors_runs, companion=companion_runs,
+            tolerance="median test accuracy at least the authors' median minus 0.5 points",
+            equal_or_better=lambda row: median_metric(row.companion, "test accuracy")
+            >= median_metric(row.authors, "test accuracy") - 0.005,
+        ))
+    return rows

@@ -1,0 +1,74 @@
+"""Companion against the authors' own set-ups: both sides in one process, on the same data, seed by seed.
+
+    python benchmarks/authors_run.py [--quick] [--device cpu] [--seeds 0 1 2] [--only sir ...]
+                                     [--output book/authors_results.md]
+
+For each experiment whose authors published code (the SIR mass-preserving time-1 map, the Swiss-roll
+ResNet / symplectic comparison, the pixel networks' training, the non-expansive robustness experiment at
+the scale of the 8x8 digits), ``benchmarks/authors/`` re-implements the authors' set-up from their published
+description and code (data generation, network, recipe, metric) and trains it beside companion's network and
+recipe on the same tensors. The sides alternate which one goes first from seed to seed. One torch thread
+unless ``--threads`` says otherwise. ``--quick`` runs every code path on a few epochs (for the tests; its
+numbers mean nothing). Prints the table and writes it as a Markdown fragment that the book includes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the machine description
+from benchmarks.authors import EXPERIMENTS  # noqa: E402
+from benchmarks.authors.common import format_details, format_rows, speedup  # noqa: E402
+from booktools import machine as cpu_description  # noqa: E402
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
+    return f"{cpu_description()}; {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few epochs per side: checks the code paths only")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="run only these experiments")
+    parser.add_argument("--output", default=None, help="write the tables as Markdown to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    names = args.only or list(EXPERIMENTS)
+
+    rows = []
+    for name in names:
+        start = time.perf_counter()
+        print(f"\n## {name}", flush=True)
+        result = EXPERIMENTS[name](device, args.seeds, quick=args.quick, log=lambda line: print(line, flush=True))
+        new = result if isinstance(result, list) else [result]
+        rows += new
+        for row in new:
+            print(f"  {row.experiment}: speed-up {speedup(row):.1f}x, equal or better: {row.equal_or_better(row)}")
+        print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    table, details = format_rows(rows), format_details(rows)
+    print("\n" + table + "\n\n" + details)
+    if args.output:
+        seeds = ", ".join(map(str, args.seeds))
+        header = (f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (min-max) in brackets"
+                  + ("; QUICK RUN, numbers meaningless" if args.quick else "") + ".\n")
+        Path(args.output).write_text(f"{header}\n{table}\n\n{details}\n")
+        print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
