@@ -306,3 +306,157 @@ def digits(
     labels = torch.as_tensor(bunch.target, dtype=torch.int64)
     train, test = train_test_split(pixels.to(dtype), labels, test_fraction=test_fraction, seed=seed)
     return train, test
+
+
+# -- chapter 5 (prescribed properties): the authors' SIR sampling and the ABC flow --
+
+
+def sir_flow_map_normalised(
+    n: int = 1000, *, T: float = 1.0, r0: float = 1.0, n_steps: int = 1000, seed: int = 0, dtype: torch.dtype = torch.float64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The SIR time-``T`` flow map sampled as in the authors' notebook: ``rand(3)`` normalised by its sum.
+
+    The initial conditions are NumPy's ``RandomState(seed).rand(n, 3)``, each row divided by its sum, so
+    ``seed=0`` gives exactly the 1000 starts of Celledoni et al. (2023) (their ``np.random.seed(0)``);
+    their split is the first 90% for training and the last 10% for testing. This distribution is *not*
+    uniform on the simplex (that is Dirichlet(1, 1, 1), :func:`sir_flow_map`): it puts less mass near the
+    vertices. The truth is the same as in :func:`sir_flow_map`: ``n_steps`` RK4 steps in float64
+    (error :math:`\approx10^{-13}`, below the tolerance :math:`10^{-11}` of the authors' RK45).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    T : float
+        Time of the flow map, > 0.
+    r0 : float
+        Basic reproduction number :math:`R_0`, > 0.
+    n_steps : int
+        RK4 steps used for the truth.
+    seed : int
+        Seed of NumPy's legacy generator (a local ``RandomState``; the global state is untouched).
+    dtype : torch.dtype
+        Floating dtype of the returned tensors.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(x0, xT)``, each of shape ``(n, 3)``, rows summing to 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``n``, ``T``, ``r0`` or ``n_steps``.
+
+    References
+    ----------
+    E. Celledoni et al., *Dynamical systems' based neural networks*, SIAM J. Sci. Comput. (2023), §4.
+    """
+    import numpy as np
+
+    check_positive_int(n, "n")
+    check_positive_int(n_steps, "n_steps")
+    T, r0 = check_positive(T, "T"), check_positive(r0, "r0")
+    starts = np.random.RandomState(seed).rand(n, 3)
+    x0 = torch.from_numpy(starts / starts.sum(axis=1, keepdims=True)).to(torch.float64)
+    xT = integrate(_sir_field(r0), x0, h=T / n_steps, n_steps=n_steps, tableau=RK4)[-1]
+    return x0.to(dtype), xT.to(dtype)
+
+
+#: The classical chaotic ABC coefficients :math:`(A, B, C) = (\sqrt3, \sqrt2, 1)`.
+ABC_COEFFICIENTS = (math.sqrt(3.0), math.sqrt(2.0), 1.0)
+
+
+def abc_field(x: torch.Tensor, coefficients: tuple[float, float, float] = ABC_COEFFICIENTS) -> torch.Tensor:
+    r"""The Arnold--Beltrami--Childress field, divergence-free on :math:`\mathbb R^3`.
+
+    .. math:: u(x, y, z) = \big(A\sin z + C\cos y,\ B\sin x + A\cos z,\ C\sin y + B\cos x\big).
+
+    Each component does not depend on its own coordinate, so :math:`\nabla\cdot u = 0` and the flow
+    preserves volume; in three (odd) dimensions there is no symplectic structure to preserve.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Points, shape ``(..., 3)``.
+    coefficients : tuple of float
+        :math:`(A, B, C)`.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(..., 3)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``x`` is not a floating tensor with last dimension 3.
+    """
+    check_tensor(x, "x", min_ndim=1, last_dim=3)
+    a, b, c = coefficients
+    px, py, pz = x[..., 0], x[..., 1], x[..., 2]
+    return torch.stack(
+        [a * torch.sin(pz) + c * torch.cos(py), b * torch.sin(px) + a * torch.cos(pz), c * torch.sin(py) + b * torch.cos(px)],
+        dim=-1,
+    )
+
+
+def abc_trajectory(
+    x0: torch.Tensor, *, dt: float, n_steps: int, substeps: int = 20,
+    coefficients: tuple[float, float, float] = ABC_COEFFICIENTS,
+) -> torch.Tensor:
+    r"""Reference trajectory :math:`x_0, \Phi_{dt}(x_0), \dots, \Phi_{dt}^n(x_0)` of the ABC flow (:func:`abc_field`).
+
+    Computed with ``substeps`` RK4 steps per ``dt`` in float64.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(n_steps + 1, *x0.shape)``, dtype of ``x0``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``x0``, ``dt``, ``n_steps``, ``substeps`` or coefficients.
+    """
+    check_tensor(x0, "x0", min_ndim=1, last_dim=3)
+    dt = check_positive(dt, "dt")
+    check_positive_int(n_steps, "n_steps")
+    check_positive_int(substeps, "substeps")
+    if len(coefficients) != 3:
+        raise ValueError(f"coefficients must be (A, B, C), got {coefficients!r}.")
+    coefficients = tuple(float(value) for value in coefficients)
+    x = x0.to(torch.float64)
+    states = [x]
+    for _ in range(n_steps):
+        x = integrate(lambda y: abc_field(y, coefficients), x, h=dt / substeps, n_steps=substeps, tableau=RK4)[-1]
+        states.append(x)
+    return torch.stack(states).to(x0.dtype)
+
+
+def abc_flow_map(
+    n: int = 2000, *, dt: float = 0.2, substeps: int = 20, seed: int = 0,
+    coefficients: tuple[float, float, float] = ABC_COEFFICIENTS, dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Samples of the time-``dt`` flow map of the ABC flow, starts uniform on the periodic box :math:`[0, 2\pi)^3`.
+
+    The targets are not wrapped back into the box: the map is :math:`x\mapsto x + \int_0^{dt}u`.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``(x0, x1)``, each of shape ``(n, 3)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad ``n``, ``dt``, ``substeps`` or coefficients.
+    """
+    check_positive_int(n, "n")
+    gen = torch.Generator().manual_seed(seed)
+    x0 = 2 * math.pi * torch.rand(n, 3, generator=gen, dtype=torch.float64)
+    x1 = abc_trajectory(x0, dt=dt, n_steps=1, substeps=substeps, coefficients=coefficients)[-1]
+    return x0.to(dtype), x1.to(dtype)
+
+
+__all__ += ["sir_flow_map_normalised", "ABC_COEFFICIENTS", "abc_field", "abc_trajectory", "abc_flow_map"]
