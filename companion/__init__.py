@@ -2,9 +2,13 @@
 
 The whole public surface is re-exported here; the submodules hold the details:
 :mod:`~companion.integrators`, :mod:`~companion.fields`, :mod:`~companion.layers`,
-:mod:`~companion.structured`, :mod:`~companion.diagnostics`, :mod:`~companion.data`,
-:mod:`~companion.training`, :mod:`~companion.plotting`.
+:mod:`~companion.structured`, :mod:`~companion.presnov`, :mod:`~companion.lipschitz`,
+:mod:`~companion.robustness`, :mod:`~companion.diagnostics`, :mod:`~companion.data`,
+:mod:`~companion.training`, and, imported on first use, :mod:`~companion.pde`, :mod:`~companion.pde_data`,
+:mod:`~companion.pde_training`, :mod:`~companion.plotting` (every submodule is an attribute of ``companion``).
 """
+
+import importlib
 
 from .data import swiss_roll, train_test_split
 from .diagnostics import (
@@ -19,7 +23,7 @@ from .diagnostics import (
     symmetry_error,
     symplecticity_error,
 )
-from .fields import GradientField, MassPreservingField, MLPField, SpherePreservingField
+from .fields import GradientField, LowRankSpherePreservingField, MassPreservingField, MLPField, SpherePreservingField
 from .integrators import (
     CAYLEY,
     EULER,
@@ -38,6 +42,8 @@ from .integrators import (
     get_method,
     cayley_step,
     exp_step,
+    low_rank_cayley_step,
+    low_rank_exp_step,
     rotation_step,
     integrate,
     integrate_separable,
@@ -75,8 +81,9 @@ __all__ = [
     "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
     "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION", "METHODS", "get_method",
     "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "rotation_step", "require_method",
+    "low_rank_cayley_step", "low_rank_exp_step",
     # fields and layers
-    "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField",
+    "MLPField", "GradientField", "SpherePreservingField", "LowRankSpherePreservingField", "MassPreservingField",
     "FlowLayer", "FlowNetwork", "resnet", "mlp",
     # property layers
     "SymplecticLayer",
@@ -92,3 +99,16 @@ __all__ = [
     # data and training
     "swiss_roll", "train_test_split", "fit", "History", "seed_everything", "accuracy", "default_device",
 ]
+
+#: Submodules imported on first use, so that ``import companion`` stays light: ``companion.pde`` works at once.
+_LAZY_SUBMODULES = ("pde", "pde_data", "pde_training", "plotting", "approximation", "structured_figures")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'companion' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_SUBMODULES))

@@ -4,7 +4,9 @@ Each family is chosen for the property its exact flow has, for **every** value o
 
 - :class:`MLPField`: :math:`B\sigma(Ax+b)`, the plain ResNet field (no property);
 - :class:`GradientField`: :math:`\pm\nabla V_\theta(x)`, a gradient field (symmetric Jacobian);
-- :class:`SpherePreservingField`: :math:`S_\theta(x)\,x` with :math:`S^\top=-S`, whose flow keeps :math:`\|x\|_2`;
+- :class:`LowRankSpherePreservingField`: :math:`S_\theta(x)\,x` with :math:`S = UV^\top - VU^\top` (cheap, the default
+  of :class:`~companion.layers.SpherePreservingLayer`) and :class:`SpherePreservingField` (every entry of :math:`S`
+  learned), both with :math:`S^\top=-S`, whose flows keep :math:`\|x\|_2`;
 - :class:`MassPreservingField`: :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1`, whose flow keeps :math:`\mathbf 1^\top x`.
 
 The integrator decides whether a layer built from the field keeps the property too; see
@@ -26,8 +28,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_choice, check_positive_int, check_tensor
+from ._settings import FixedSettings
 
-__all__ = ["ACTIVATIONS", "MLPField", "GradientField", "SpherePreservingField", "MassPreservingField", "skew_from_entries"]
+__all__ = [
+    "ACTIVATIONS",
+    "MLPField",
+    "GradientField",
+    "SpherePreservingField",
+    "LowRankSpherePreservingField",
+    "MassPreservingField",
+    "skew_from_entries",
+]
 
 _LOG2 = math.log(2.0)
 
@@ -45,12 +56,22 @@ ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[t
 }
 
 
-def _activation(name: str) -> tuple[Callable, Callable]:
-    check_choice(name, "activation", ACTIVATIONS)
-    return ACTIVATIONS[name]
+class _ActivationSetting(FixedSettings):
+    """A field whose fixed setting is its activation (by name): shown in ``repr``, saved and restored by loading."""
+
+    _settings = ("activation",)
+
+    def _configure(self, *, activation: str) -> None:
+        check_choice(activation, "activation", ACTIVATIONS)
+        self.activation = activation
+
+    @property
+    def sigma(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        r"""The activation function :math:`\sigma`."""
+        return ACTIVATIONS[self.activation][0]
 
 
-class MLPField(nn.Module):
+class MLPField(_ActivationSetting, nn.Module):
     r"""The plain ResNet vector field :math:`F_\theta(x) = B\,\sigma(Ax + b)`.
 
     Parameters
@@ -72,7 +93,7 @@ class MLPField(nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         check_positive_int(hidden, "hidden")
-        self.sigma, _ = _activation(activation)
+        self._configure(activation=activation)
         self.inner = nn.Linear(dim, hidden)
         self.outer = nn.Linear(hidden, dim, bias=False)
 
@@ -81,7 +102,7 @@ class MLPField(nn.Module):
         return self.outer(self.sigma(self.inner(x)))
 
 
-class GradientField(nn.Module):
+class GradientField(_ActivationSetting, nn.Module):
     r"""A gradient vector field :math:`\pm\nabla V_\theta` with :math:`V_\theta(x) = \sum_j \alpha_j\gamma(a_j^\top x + b_j)`.
 
     .. math:: \nabla V_\theta(x) = A^\top\big(\alpha\odot\sigma(Ax+b)\big), \qquad \gamma' = \sigma .
@@ -111,12 +132,22 @@ class GradientField(nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         check_positive_int(hidden, "hidden")
-        if sign not in (1, -1):
-            raise ValueError(f"sign must be 1 or -1, got {sign!r}.")
-        self.sign = sign
-        self.sigma, self.gamma = _activation(activation)
+        self._configure(activation=activation, sign=sign)
         self.inner = nn.Linear(dim, hidden)
         self.alpha = nn.Parameter(torch.empty(hidden).uniform_(-1.0, 1.0) / math.sqrt(hidden))
+
+    _settings = ("activation", "sign")
+
+    def _configure(self, *, activation: str, sign: int) -> None:
+        if isinstance(sign, bool) or sign not in (1, -1):
+            raise ValueError(f"sign must be 1 or -1, got {sign!r}.")
+        super()._configure(activation=activation)
+        self.sign = int(sign)
+
+    @property
+    def gamma(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        r"""The antiderivative :math:`\gamma` of the activation (:math:`\gamma' = \sigma`)."""
+        return ACTIVATIONS[self.activation][1]
 
     def potential(self, x: torch.Tensor) -> torch.Tensor:
         r"""The potential :math:`\pm V_\theta(x)`, shape ``x.shape[:-1]``."""
@@ -157,7 +188,7 @@ def skew_from_entries(entries: torch.Tensor, dim: int) -> torch.Tensor:
     return upper - upper.transpose(-1, -2)
 
 
-class SpherePreservingField(nn.Module):
+class SpherePreservingField(_ActivationSetting, nn.Module):
     r"""A sphere-preserving field :math:`X(x) = S_\theta(x)\,x` with :math:`S_\theta(x)` skew-symmetric.
 
     The entries of :math:`S_\theta(x)` above the diagonal come from a one-hidden-layer network
@@ -185,7 +216,7 @@ class SpherePreservingField(nn.Module):
         if dim < 2:
             raise ValueError(f"SpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
         check_positive_int(hidden, "hidden")
-        self.sigma, _ = _activation(activation)
+        self._configure(activation=activation)
         self.inner = nn.Linear(dim, hidden)
         self.outer = nn.Linear(hidden, dim * (dim - 1) // 2)
 
@@ -205,7 +236,67 @@ class SpherePreservingField(nn.Module):
         return products[..., 0, :] + (hidden.unsqueeze(-1) * products[..., 1:, :]).sum(-2)
 
 
-class MassPreservingField(nn.Module):
+class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
+    r"""A sphere-preserving field :math:`X(x) = S_\theta(x)\,x` with the low-rank skew matrix
+    :math:`S_\theta(x) = U(x)V(x)^\top - V(x)U(x)^\top`.
+
+    The factors :math:`U(x), V(x)\in\mathbb R^{\text{dim}\times\text{rank}}` come from a one-hidden-layer
+    network :math:`C\sigma(Bx+c)`. :math:`S^\top = -S` by construction, so :math:`x^\top S x = 0` and the exact
+    flow keeps :math:`\|x\|` for every parameter value. The field costs
+    :math:`O(\text{dim}\cdot\text{rank})` per sample beyond the network,
+    :math:`X = U(V^\top x) - V(U^\top x)`, and no ``dim`` x ``dim`` matrix is formed.
+
+    Rank one already loses no generality for the field: every sphere-preserving field :math:`X_S` is
+    :math:`S(x)x` with :math:`S = uv^\top - vu^\top`, :math:`u = X_S(x)/\|x\|^2`, :math:`v = x` (the matrix of
+    :func:`companion.presnov.skew_matrix`), and a one-hidden-layer network approximates both factors.
+
+    Parameters
+    ----------
+    dim : int
+        State dimension, >= 2.
+    hidden : int
+        Width of the network producing the factors.
+    rank : int
+        Number of columns of :math:`U` and :math:`V` (:math:`S` has rank at most ``2 * rank``), >= 1.
+    activation : str
+        :math:`\sigma`, as in :class:`MLPField`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``dim < 2``, ``hidden`` or ``rank`` is not an int >= 1, or the activation is unknown.
+    """
+
+    def __init__(self, dim: int, hidden: int = 16, *, rank: int = 1, activation: str = "tanh") -> None:
+        super().__init__()
+        self.dim = check_positive_int(dim, "dim")
+        if dim < 2:
+            raise ValueError(f"LowRankSpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
+        check_positive_int(hidden, "hidden")
+        self.rank = check_positive_int(rank, "rank")
+        self._configure(activation=activation)
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, 2 * dim * rank)
+
+    def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The factors :math:`U(x)` and :math:`V(x)`, each of shape ``(..., dim, rank)``."""
+        check_tensor(x, "x", last_dim=self.dim)
+        both = self.outer(self.sigma(self.inner(x))).unflatten(-1, (self.dim, 2 * self.rank))
+        return both[..., : self.rank], both[..., self.rank :]
+
+    def skew(self, x: torch.Tensor) -> torch.Tensor:
+        """The skew matrices :math:`S_\\theta(x) = UV^\\top - VU^\\top`, shape ``(..., dim, dim)``."""
+        U, V = self.factors(x)
+        product = U @ V.transpose(-1, -2)
+        return product - product.transpose(-1, -2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        U, V = self.factors(x)
+        row = x.unsqueeze(-2)
+        return (U @ (row @ V).transpose(-1, -2) - V @ (row @ U).transpose(-1, -2)).squeeze(-1)
+
+
+class MassPreservingField(_ActivationSetting, nn.Module):
     r"""A mass-preserving field :math:`F(x) = (A_\theta(x) - A_\theta(x)^\top)\mathbf 1`.
 
     :math:`\mathbf 1^\top (A - A^\top)\mathbf 1 = 0`, so :math:`\tfrac{d}{dt}\sum_i x_i = 0` for every
@@ -234,7 +325,7 @@ class MassPreservingField(nn.Module):
         if dim < 2:
             raise ValueError(f"MassPreservingField needs dim >= 2 (in 1-D the only such field is 0), got dim={dim}.")
         check_positive_int(hidden, "hidden")
-        self.sigma, _ = _activation(activation)
+        self._configure(activation=activation)
         self.inner = nn.Linear(dim, hidden)
         self.outer = nn.Linear(hidden, dim * dim)
 

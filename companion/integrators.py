@@ -12,6 +12,7 @@ E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, 2nd ed., Spr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -45,6 +46,8 @@ __all__ = [
     "cayley_step",
     "exp_step",
     "rotation_step",
+    "low_rank_cayley_step",
+    "low_rank_exp_step",
     "SYMPLECTIC_METHODS",
     "NORM_EXACT_METHODS",
     "PROPERTY_METHODS",
@@ -105,6 +108,7 @@ class ButcherTableau:
         sparse = tuple(tuple((j, aij) for j, aij in enumerate(row) if aij != 0.0) for row in self.a)
         object.__setattr__(self, "_stage_terms", sparse)
         object.__setattr__(self, "_weight_terms", tuple((i, bi) for i, bi in enumerate(self.b) if bi != 0.0))
+        object.__setattr__(self, "_nodes", tuple(sum(row) for row in self.a))
 
     @property
     def stages(self) -> int:
@@ -235,40 +239,90 @@ def get_tableau(tableau: ButcherTableau | str, *, name: str = "tableau") -> Butc
 
 
 def _combine(x: torch.Tensor, terms, ks: list[torch.Tensor], h: Step) -> torch.Tensor:
-    """Return ``x + h * sum(coef * ks[j])`` over the non-zero ``terms``, in as few kernels as possible."""
+    """Return ``x + h * sum(coef * ks[j])`` over the non-zero ``terms``.
+
+    Plain products and sums only: ``torch.add(x, k, alpha=a)`` would save a kernel in eager mode, but
+    ``torch.compile``'s inductor fuses it into an ``addmm`` and drops ``alpha`` (a silent wrong answer).
+    """
     if not terms:
         return x
-    if isinstance(h, torch.Tensor):
-        total = sum(coef * ks[j] for j, coef in terms)
-        return x + h * total
-    (j0, c0), *rest = terms
-    out = torch.add(x, ks[j0], alpha=h * c0)
-    for j, coef in rest:
-        out.add_(ks[j], alpha=h * coef)  # out is a fresh tensor: updating it in place is safe for autograd
-    return out
+    total = None
+    for j, coef in terms:
+        term = ks[j] if coef == 1.0 else coef * ks[j]
+        total = term if total is None else total + term
+    return x + h * total
 
 
 def _check_step(h: Step) -> Step:
+    """A positive finite number, or a floating scalar tensor with a positive finite value.
+
+    The value of a tensor step is checked outside ``torch.compile`` (where reading it would break the graph);
+    layers call the unchecked steps and validate their step where it is set.
+    """
     if isinstance(h, torch.Tensor):
         if h.numel() != 1:
             raise ValueError(f"h must be a scalar step size, got a tensor of shape {tuple(h.shape)}.")
+        if not torch.is_floating_point(h):
+            raise TypeError(f"h must be a floating-point scalar tensor or a positive number, got dtype {h.dtype}.")
+        if not torch.compiler.is_compiling() and not bool(torch.isfinite(h).all() & (h > 0).all()):
+            raise ValueError(f"h must be a finite step > 0, got the tensor {h.detach().cpu().reshape(()).item()!r}.")
         return h
     return check_positive(h, "h")
 
 
-def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau | str = RK4) -> torch.Tensor:
-    r"""One explicit Runge--Kutta step :math:`\Psi^h_f(x)` of the autonomous ODE :math:`\dot x = f(x)`.
+def _check_time(t, name: str) -> float | torch.Tensor:
+    if isinstance(t, torch.Tensor):
+        if t.numel() != 1 or not torch.is_floating_point(t):
+            raise ValueError(f"{name} must be a number or a floating scalar tensor, got a tensor of shape {tuple(t.shape)}.")
+        return t.reshape(())
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        raise TypeError(f"{name} must be a finite number or a scalar tensor, got {t!r}.")
+    return float(t)
+
+
+def _start_time(time_dependent: bool, t, name: str) -> float | torch.Tensor | None:
+    """The start time for a field ``f(t, x)``, or ``None`` for an autonomous field ``f(x)``."""
+    if not isinstance(time_dependent, bool):
+        raise TypeError(f"time_dependent must be True or False, got {time_dependent!r}.")
+    if not time_dependent:
+        if t is not None:
+            raise ValueError(
+                f"{name} is the time passed to a field f(t, x); pass time_dependent=True for such a field "
+                f"(an autonomous field f(x) takes no time)."
+            )
+        return None
+    return 0.0 if t is None else _check_time(t, name)
+
+
+def rk_step(
+    f: Field,
+    x: torch.Tensor,
+    h: Step,
+    tableau: ButcherTableau | str = RK4,
+    *,
+    time_dependent: bool = False,
+    t: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""One explicit Runge--Kutta step :math:`\Psi^h_f(x)` of :math:`\dot x = f(x)` or :math:`\dot x = f(t, x)`.
+
+    .. math:: k_i = f\Big(t + c_ih,\; x + h\sum_{j<i} a_{ij}k_j\Big), \qquad \Psi^h(x) = x + h\sum_i b_ik_i .
 
     Parameters
     ----------
     f : callable
-        Vector field, maps a tensor of shape ``(..., dim)`` to the same shape.
+        Vector field. Called as ``f(x)``, or as ``f(t, x)`` (the convention of ``torchdiffeq``) when
+        ``time_dependent=True``; it maps a tensor of shape ``(..., dim)`` to the same shape.
     x : torch.Tensor
         State, shape ``(..., dim)``, floating point.
     h : float or scalar tensor
-        Step size (a positive number, or a scalar tensor such as a learnable step).
-    tableau : ButcherTableau
-        The method, e.g. ``EULER``, ``HEUN``, ``RK4``.
+        Step size: a positive number, or a floating scalar tensor with a positive value (e.g. a learned step).
+    tableau : ButcherTableau or str
+        The method, as an object (``EULER``, ``HEUN``, ``RK4``, ...) or its name (``"rk4"``).
+    time_dependent : bool
+        Whether ``f`` takes the time as its first argument.
+    t : float or scalar tensor, optional
+        Time of the state ``x`` (default 0), only with ``time_dependent=True``. The stages are evaluated at
+        :math:`t + c_ih`, each passed to ``f`` as a scalar tensor of ``x``'s dtype and device.
 
     Returns
     -------
@@ -279,66 +333,109 @@ def rk_step(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau | str = 
     Raises
     ------
     TypeError
-        If ``f`` is not callable, ``x`` is not a floating tensor or ``tableau`` is not a ButcherTableau.
+        If ``f`` is not callable, ``x`` is not a floating tensor, ``tableau`` is not a method or its name.
     ValueError
-        If ``h`` is not a positive number or a scalar tensor.
+        If ``h`` is not positive and finite (number or tensor), ``tableau`` is not a Runge--Kutta method,
+        ``f`` returns a shape other than ``x.shape``, or ``t`` is given for an autonomous field.
 
     Examples
     --------
     >>> import torch
     >>> x1 = rk_step(lambda x: -x, torch.ones(1, dtype=torch.float64), 0.1, RK4)
+    >>> x2 = rk_step(lambda t, x: -t * x, torch.ones(1), 0.1, "rk4", time_dependent=True, t=1.0)
     """
     check_callable(f, "f")
     check_tensor(x, "x", min_ndim=1)
     tableau = get_tableau(tableau)
     h = _check_step(h)
-    return _rk_step_unchecked(f, x, h, tableau)
+    t = _start_time(time_dependent, t, "t")
+    return _rk_step_unchecked(f, x, h, tableau, t)
 
 
-def _rk_step_unchecked(f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau) -> torch.Tensor:
+def _stage_time(t: float | torch.Tensor, c: float, h: Step, x: torch.Tensor) -> torch.Tensor:
+    time = t + c * h if c != 0.0 else t
+    if isinstance(time, torch.Tensor):
+        return time.to(dtype=x.dtype, device=x.device)
+    return torch.tensor(time, dtype=x.dtype, device=x.device)
+
+
+def _rk_step_unchecked(
+    f: Field, x: torch.Tensor, h: Step, tableau: ButcherTableau, t: float | torch.Tensor | None = None
+) -> torch.Tensor:
+    """One step without validating the arguments; ``t`` is ``None`` for an autonomous field ``f(x)``.
+
+    Checks only what a shape reveals (static under ``torch.compile``): the field must return ``x``'s shape.
+    """
     ks: list[torch.Tensor] = []
-    for terms in tableau._stage_terms:
-        ks.append(f(_combine(x, terms, ks, h)))
+    for terms, c in zip(tableau._stage_terms, tableau._nodes):
+        stage = _combine(x, terms, ks, h)
+        k = f(stage) if t is None else f(_stage_time(t, c, h, x), stage)
+        if not isinstance(k, torch.Tensor) or k.shape != x.shape:
+            got = f"shape {tuple(k.shape)}" if isinstance(k, torch.Tensor) else type(k).__name__
+            raise ValueError(
+                f"the vector field must return a tensor of the state's shape {tuple(x.shape)}, got {got}; "
+                "a field maps (..., dim) to (..., dim) (e.g. nn.Linear(dim, dim), not nn.Linear(dim, 1))."
+            )
+        ks.append(k)
     return _combine(x, tableau._weight_terms, ks, h)
 
 
 def integrate(
-    f: Field, x0: torch.Tensor, *, h: float, n_steps: int, tableau: ButcherTableau | str = RK4
+    f: Field,
+    x0: torch.Tensor,
+    *,
+    h: float,
+    n_steps: int,
+    tableau: ButcherTableau | str = RK4,
+    time_dependent: bool = False,
+    t0: float | None = None,
 ) -> torch.Tensor:
     r"""Fixed-step trajectory :math:`x_0, \Psi^h(x_0), \dots, (\Psi^h)^{n}(x_0)`.
 
     Parameters
     ----------
     f : callable
-        Autonomous vector field.
+        Vector field ``f(x)``, or ``f(t, x)`` with ``time_dependent=True``.
     x0 : torch.Tensor
         Initial state, shape ``(..., dim)``.
     h : float
         Step size, > 0.
     n_steps : int
         Number of steps, >= 1.
-    tableau : ButcherTableau
-        The Runge--Kutta method.
+    tableau : ButcherTableau or str
+        The Runge--Kutta method, as an object or its name.
+    time_dependent : bool
+        Whether ``f`` takes the time as its first argument.
+    t0 : float, optional
+        Initial time (default 0), only with ``time_dependent=True``; step ``n`` starts at :math:`t_0 + nh`.
 
     Returns
     -------
     torch.Tensor
-        Shape ``(n_steps + 1, *x0.shape)``; entry ``n`` approximates :math:`x(nh)`.
+        Shape ``(n_steps + 1, *x0.shape)``; entry ``n`` approximates :math:`x(t_0 + nh)`.
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`rk_step`, and if ``n_steps`` is not an int >= 1.
+        As :func:`rk_step`, and if ``n_steps`` is not an int >= 1 or ``h`` is not a positive number.
+
+    Notes
+    -----
+    ``integrate(f, x0, h=h, n_steps=n, tableau=RK38, time_dependent=True, t0=t0)[-1]`` equals
+    ``torchdiffeq.odeint(f, x0, torch.linspace(t0, t0 + n * h, n + 1), method="rk4")[-1]`` to rounding
+    (torchdiffeq's fixed-step ``"rk4"`` is the 3/8 rule).
     """
     check_callable(f, "f")
     check_tensor(x0, "x0", min_ndim=1)
     h = check_positive(h, "h")
     check_positive_int(n_steps, "n_steps")
     tableau = get_tableau(tableau)
+    start = _start_time(time_dependent, t0, "t0")
     states = [x0]
     x = x0
-    for _ in range(n_steps):
-        x = _rk_step_unchecked(f, x, h, tableau)
+    for n in range(n_steps):
+        t = None if start is None else start + n * h
+        x = _rk_step_unchecked(f, x, h, tableau, t)
         states.append(x)
     return torch.stack(states)
 
@@ -382,7 +479,10 @@ def symplectic_euler_step(
     check_callable(dT_dp, "dT_dp")
     check_callable(dU_dq, "dU_dq")
     _check_partitioned(q, p)
-    h = _check_step(h)
+    return _symplectic_euler_step_unchecked(dT_dp, dU_dq, q, p, _check_step(h))
+
+
+def _symplectic_euler_step_unchecked(dT_dp: Field, dU_dq: Field, q: torch.Tensor, p: torch.Tensor, h: Step):
     q_next = q + h * dT_dp(p)
     p_next = p - h * dU_dq(q_next)
     return q_next, p_next
@@ -401,7 +501,10 @@ def stormer_verlet_step(
     check_callable(dT_dp, "dT_dp")
     check_callable(dU_dq, "dU_dq")
     _check_partitioned(q, p)
-    h = _check_step(h)
+    return _stormer_verlet_step_unchecked(dT_dp, dU_dq, q, p, _check_step(h))
+
+
+def _stormer_verlet_step_unchecked(dT_dp: Field, dU_dq: Field, q: torch.Tensor, p: torch.Tensor, h: Step):
     p_half = p - 0.5 * h * dU_dq(q)
     q_next = q + h * dT_dp(p_half)
     p_next = p_half - 0.5 * h * dU_dq(q_next)
@@ -457,15 +560,17 @@ def integrate_separable(
 
 
 def _check_skew(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Shapes always; skew-symmetry of the values outside ``torch.compile`` (reading values breaks a graph)."""
     check_tensor(S, "S", min_ndim=2)
     check_tensor(x, "x", min_ndim=1)
     d = x.shape[-1]
     if S.shape[-2:] != (d, d):
         raise ValueError(f"S must have shape (..., {d}, {d}) to act on x of shape {tuple(x.shape)}, got {tuple(S.shape)}.")
-    S_values = S.detach()
-    asym = (S_values + S_values.transpose(-1, -2)).abs().max()
-    if asym > 1e-6 * max(1.0, float(S_values.abs().max())):
-        raise ValueError(f"S must be skew-symmetric (S^T = -S); max |S + S^T| = {float(asym):.3g}.")
+    if not torch.compiler.is_compiling():
+        S_values = S.detach()
+        asym = (S_values + S_values.transpose(-1, -2)).abs().max()
+        if asym > 1e-6 * max(1.0, float(S_values.abs().max())):
+            raise ValueError(f"S must be skew-symmetric (S^T = -S); max |S + S^T| = {float(asym):.3g}.")
     return S
 
 
@@ -488,12 +593,17 @@ def cayley_step(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
     Raises
     ------
     ValueError
-        If ``S`` is not skew-symmetric or its shape does not match ``x``.
+        If ``S`` is not skew-symmetric or its shape does not match ``x``. The skew-symmetry is checked on
+        the values of ``S`` (so not inside ``torch.compile``, and not under ``torch.func.vmap`` when ``S``
+        depends on the mapped input); the layers build :math:`S` skew by construction and skip the check.
     """
     _check_skew(S, x)
-    h = _check_step(h)
+    return _cayley_step_unchecked(S, x, _check_step(h))
+
+
+def _cayley_step_unchecked(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
     eye = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-    rhs = (x.unsqueeze(-1) + 0.5 * h * (S @ x.unsqueeze(-1)))
+    rhs = x.unsqueeze(-1) + 0.5 * h * (S @ x.unsqueeze(-1))
     return torch.linalg.solve(eye - 0.5 * h * S, rhs).squeeze(-1)
 
 
@@ -503,9 +613,91 @@ def exp_step(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
     Arguments and errors as :func:`cayley_step`.
     """
     _check_skew(S, x)
-    h = _check_step(h)
+    return _exp_step_unchecked(S, x, _check_step(h))
+
+
+def _exp_step_unchecked(S: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
     return (torch.linalg.matrix_exp(h * S) @ x.unsqueeze(-1)).squeeze(-1)
 
+
+def _check_factors(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor) -> None:
+    check_tensor(U, "U", min_ndim=2)
+    check_tensor(V, "V", min_ndim=2)
+    check_tensor(x, "x", min_ndim=1)
+    if U.shape != V.shape or U.shape[:-1] != x.shape:
+        raise ValueError(
+            f"U and V must both have shape (*x.shape, rank) = {(*x.shape, 'rank')}, "
+            f"got {tuple(U.shape)} and {tuple(V.shape)} for x of shape {tuple(x.shape)}."
+        )
+
+
+def low_rank_cayley_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    r"""The Cayley step of :func:`cayley_step` for the low-rank skew matrix :math:`S = UV^\top - VU^\top`.
+
+    With :math:`W = [U\;V]` (``dim`` x ``2 rank``) and :math:`J = \begin{pmatrix}0 & I\\ -I & 0\end{pmatrix}`,
+    :math:`S = WJW^\top`, and the Woodbury identity turns the ``dim`` x ``dim`` solve into a
+    ``2 rank`` x ``2 rank`` one:
+
+    .. math:: (I - \tfrac h2 S)^{-1}(I + \tfrac h2 S)\,x = x + h\,W\big(I - \tfrac h2 JW^\top W\big)^{-1}JW^\top x .
+
+    The map is the same orthogonal Cayley transform, so the norm is kept to rounding for every step size,
+    at a cost of :math:`O(\text{dim}\cdot\text{rank}^2 + \text{rank}^3)` per sample instead of
+    :math:`O(\text{dim}^3)`. :math:`S` is skew by construction: nothing is checked on values.
+
+    Parameters
+    ----------
+    U, V : torch.Tensor
+        Factors, shape ``(..., dim, rank)`` each.
+    x : torch.Tensor
+        States, shape ``(..., dim)``.
+    h : float or scalar tensor
+        Step size.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If the factors do not match ``x`` in shape, are not floating point, or ``h`` is not positive.
+    """
+    _check_factors(U, V, x)
+    return _low_rank_cayley_step_unchecked(U, V, x, _check_step(h))
+
+
+def low_rank_exp_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    r"""The step :math:`x\mapsto\exp(hS)\,x` of :func:`exp_step` for :math:`S = UV^\top - VU^\top`.
+
+    With :math:`S = WJW^\top` as in :func:`low_rank_cayley_step`,
+    :math:`\exp(hS) = I + W\varphi(hJW^\top W)\,hJW^\top` with :math:`\varphi(A) = (e^A - I)/A`, and
+    :math:`\varphi(A)b` is the last column of the exponential of the ``2 rank + 1`` square matrix
+    :math:`\begin{pmatrix}A & b\\ 0 & 0\end{pmatrix}`. Arguments and errors as :func:`low_rank_cayley_step`.
+    """
+    _check_factors(U, V, x)
+    return _low_rank_exp_step_unchecked(U, V, x, _check_step(h))
+
+
+def _low_rank_parts(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor):
+    r""":math:`W = [U\;V]`, :math:`JW^\top x` and :math:`JW^\top W` (``J`` swaps the halves and negates the second)."""
+    rank = U.shape[-1]
+    W = torch.cat([U, V], dim=-1)
+    Wx = (x.unsqueeze(-2) @ W).squeeze(-2)
+    JWx = torch.cat([Wx[..., rank:], -Wx[..., :rank]], dim=-1)
+    G = W.transpose(-1, -2) @ W
+    JG = torch.cat([G[..., rank:, :], -G[..., :rank, :]], dim=-2)
+    return W, JWx, JG
+
+
+def _low_rank_cayley_step_unchecked(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    W, JWx, JG = _low_rank_parts(U, V, x)
+    eye = torch.eye(JG.shape[-1], dtype=x.dtype, device=x.device)
+    coefficients = torch.linalg.solve(eye - (0.5 * h) * JG, JWx.unsqueeze(-1))
+    return x + h * (W @ coefficients).squeeze(-1)
+
+
+def _low_rank_exp_step_unchecked(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    W, JWx, JG = _low_rank_parts(U, V, x)
+    top = torch.cat([h * JG, (h * JWx).unsqueeze(-1)], dim=-1)
+    augmented = torch.cat([top, torch.zeros_like(top[..., :1, :])], dim=-2)
+    phi_b = torch.linalg.matrix_exp(augmented)[..., :-1, -1:]
+    return x + (W @ phi_b).squeeze(-1)
 
 
 def rotation_step(v: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:

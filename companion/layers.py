@@ -14,17 +14,22 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_positive, check_positive_int, check_tensor
-from .fields import ACTIVATIONS, GradientField, MLPField, SpherePreservingField
+from ._settings import FixedSettings
+from .fields import ACTIVATIONS, GradientField, LowRankSpherePreservingField, MLPField, SpherePreservingField
 from .integrators import (
     CAYLEY,
     EULER,
-    EXP,
+    ROTATION,
     ButcherTableau,
     GeometricMethod,
+    _cayley_step_unchecked,
+    _check_time,
+    _exp_step_unchecked,
+    _low_rank_cayley_step_unchecked,
+    _low_rank_exp_step_unchecked,
     _rk_step_unchecked,
     _rotation_step_unchecked,
-    cayley_step,
-    exp_step,
+    get_method,
     get_tableau,
     require_method,
 )
@@ -32,15 +37,29 @@ from .integrators import (
 __all__ = ["StepSize", "FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
 
 
-class StepSize:
-    """Mixin for layers with a step size: a fixed Python float (exact in float64), or a learned parameter
-    kept positive by ``abs``. Call :meth:`_init_step` after ``nn.Module.__init__``."""
+class StepSize(FixedSettings):
+    """Mixin for layers with a step size and fixed settings, shown in ``repr`` and kept by ``state_dict``.
+
+    The step is a fixed Python float (exact in float64), or with ``learn_step=True`` a parameter ``raw_h``
+    kept positive by ``abs``. Call :meth:`_init_step` after ``nn.Module.__init__``.
+
+    The fixed settings are ``h``, ``learn_step`` and, where the layer has them, ``n_steps`` and ``method``
+    (saved by name), plus ``time_dependent`` and ``t0`` for :class:`FlowLayer`. They are saved as the module's
+    extra state, so ``load_state_dict`` restores them: a layer built with another ``h``, ``n_steps`` or
+    ``method`` computes, after loading, what the saved layer computed. A restored method must keep every
+    property the layer's own method keeps (a norm-exact layer accepts only norm-exact methods), and
+    ``learn_step`` must agree (it decides whether ``raw_h`` is a parameter).
+    """
+
+    _OPTIONAL_SETTINGS = ("n_steps", "method", "time_dependent", "t0")
 
     def _init_step(self, h: float, learn_step: bool) -> None:
         h = check_positive(h, "h")
+        if not isinstance(learn_step, bool):
+            raise TypeError(f"learn_step must be True or False, got {learn_step!r}.")
         self.raw_h = nn.Parameter(torch.tensor(h)) if learn_step else None
         self._h = h
-        self.learn_step = bool(learn_step)
+        self.learn_step = learn_step
 
     @property
     def h(self) -> float | torch.Tensor:
@@ -51,14 +70,70 @@ class StepSize:
         """The step of each of ``n_steps`` sub-steps, in the dtype of ``x`` when learned."""
         return self._h / n_steps if self.raw_h is None else (self.raw_h.abs() / n_steps).to(x.dtype)
 
+    @property
+    def _settings(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("h", "learn_step") + tuple(name for name in self._OPTIONAL_SETTINGS if name in self.__dict__)
+
+    def settings(self) -> dict[str, object]:
+        """The fixed settings by name, as plain Python values (the method by its name; ``h`` is ``None`` when learned)."""
+        values: dict[str, object] = {"h": None if self.raw_h is not None else self._h, "learn_step": self.learn_step}
+        for name in self._settings[2:]:
+            value = getattr(self, name)
+            values[name] = value.key if isinstance(value, (ButcherTableau, GeometricMethod)) else value
+        return values
+
+    def extra_repr(self) -> str:
+        settings = self.settings()
+        shown = []
+        for name, value in settings.items():
+            if name == "h":
+                shown.append(f"h={value!r}" if value is not None else f"h={float(self.raw_h.detach().abs()):.6g} (learned)")
+            elif name == "learn_step" or (name in ("time_dependent", "t0") and not settings.get("time_dependent")):
+                continue
+            else:
+                shown.append(f"{name}={value!r}")
+        return ", ".join(shown)
+
+    def _configure(self, **settings) -> None:
+        """Validate and set saved settings (called by ``load_state_dict``)."""
+        if settings["learn_step"] != self.learn_step:
+            raise ValueError(
+                f"{type(self).__name__}: the state dict was saved with learn_step={settings['learn_step']}, this layer "
+                f"has learn_step={self.learn_step}; build it with learn_step={settings['learn_step']} before loading."
+            )
+        if settings["h"] is not None:
+            self._h = check_positive(settings["h"], "h")
+        if "n_steps" in settings:
+            self.n_steps = check_positive_int(settings["n_steps"], "n_steps")
+        if "method" in settings:
+            self.method = self._restored_method(settings["method"])
+        if "time_dependent" in settings:
+            if not isinstance(settings["time_dependent"], bool):
+                raise TypeError(f"time_dependent must be True or False, got {settings['time_dependent']!r}.")
+            self.time_dependent = settings["time_dependent"]
+        if "t0" in settings:
+            self.t0 = _check_time(settings["t0"], "t0")
+
+    def _restored_method(self, key: str) -> ButcherTableau | GeometricMethod:
+        if key == self.method.key:
+            return self.method
+        method = get_method(key, name="saved method")
+        if type(method) is not type(self.method) or not method.preserves >= self.method.preserves:
+            raise ValueError(
+                f"{type(self).__name__}: the state dict was saved with method {key!r}, which this layer cannot run "
+                f"in place of {self.method.key!r} (it must keep {', '.join(sorted(self.method.preserves))})."
+            )
+        return method
+
 
 class FlowLayer(StepSize, nn.Module):
     r"""``n_steps`` Runge--Kutta steps of size ``h / n_steps`` of a vector field: :math:`x\mapsto(\Psi^{h/n}_F)^n(x)`.
 
     Parameters
     ----------
-    field : nn.Module
-        The vector field :math:`F_\theta`, mapping ``(batch, dim)`` to ``(batch, dim)``.
+    field : callable
+        The vector field :math:`F_\theta`, mapping ``(batch, dim)`` to ``(batch, dim)``: an ``nn.Module`` (its
+        parameters become the layer's) or any callable, as for :func:`~companion.integrators.rk_step`.
     h : float
         Total step (time the layer integrates for), > 0.
     n_steps : int
@@ -68,36 +143,59 @@ class FlowLayer(StepSize, nn.Module):
         explicit Euler, the ResNet layer.
     learn_step : bool
         If true, ``h`` is a parameter kept positive by ``abs``.
+    time_dependent : bool
+        If true, the field is called as ``field(t, x)`` (the ``torchdiffeq`` convention), the layer
+        integrating from ``t0`` to ``t0 + h``.
+    t0 : float
+        Start time of a time-dependent layer (only with ``time_dependent=True``; default 0).
 
     Raises
     ------
     TypeError, ValueError
-        If ``field`` is not an ``nn.Module``, ``h`` is not positive, ``n_steps`` not an int >= 1 or
-        ``method`` not an explicit Runge--Kutta method.
+        If ``field`` is not callable, ``h`` is not positive, ``n_steps`` not an int >= 1, ``method`` not an
+        explicit Runge--Kutta method or ``t0`` given for an autonomous field; in ``forward``, if the field
+        does not return the shape of its input.
     """
 
     def __init__(
         self,
-        field: nn.Module,
+        field: Callable[..., torch.Tensor],
         *,
         h: float = 1.0,
         n_steps: int = 1,
         method: ButcherTableau | str = EULER,
         learn_step: bool = False,
+        time_dependent: bool = False,
+        t0: float | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(field, nn.Module):
-            raise TypeError(f"field must be an nn.Module (e.g. companion.fields.MLPField), got {type(field).__name__}.")
+        if not callable(field):
+            raise TypeError(
+                f"field must be callable (an nn.Module such as companion.MLPField, or a function), got {type(field).__name__}."
+            )
         self.field = field
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self.method = get_tableau(method, name="method")
+        if not isinstance(time_dependent, bool):
+            raise TypeError(f"time_dependent must be True or False, got {time_dependent!r}.")
+        if t0 is not None and not time_dependent:
+            raise ValueError("t0 is the start time of a field f(t, x); pass time_dependent=True for such a field.")
+        self.time_dependent = time_dependent
+        self.t0 = _check_time(0.0 if t0 is None else t0, "t0")
         self._init_step(h, learn_step)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if not isinstance(self.field, nn.Module):
+            text = f"field={getattr(self.field, '__name__', type(self.field).__name__)}, " + text
+        return text
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=1)
         h = self._sub_step(x, self.n_steps)
-        for _ in range(self.n_steps):
-            x = _rk_step_unchecked(self.field, x, h, self.method)
+        for k in range(self.n_steps):
+            t = self.t0 + k * h if self.time_dependent else None
+            x = _rk_step_unchecked(self.field, x, h, self.method, t)
         return x
 
 
@@ -281,19 +379,26 @@ class SpherePreservingLayer(StepSize, nn.Module):
     * ``method="exp"``: :math:`x_{k+1} = \exp(\tau S)\,x_k`,
     * ``method="rotation"``: the exponential of the rank-two skew matrix that agrees with :math:`S` on
       :math:`x_k`, a rotation in the plane of :math:`x_k` and :math:`S x_k` in closed form
-      (:func:`~companion.integrators.rotation_step`); no matrix is factorised, so it is the fastest.
+      (:func:`~companion.integrators.rotation_step`),
 
     with :math:`\tau = h/\text{n\_steps}`. All three maps are orthogonal because the matrices are skew, so
     :math:`\|x_{k+1}\| = \|x_k\|` to rounding for every parameter value and step size; explicit
     Euler would grow the norm (:math:`\|x + \tau Sx\|^2 = \|x\|^2 + \tau^2\|Sx\|^2`) and is refused.
-    :math:`S_\theta` is :class:`~companion.fields.SpherePreservingField`'s skew matrix.
+
+    The family of :math:`S_\theta`: by default (``rank=1``) the low-rank
+    :math:`S_\theta(x) = U(x)V(x)^\top - V(x)U(x)^\top` of
+    :class:`~companion.fields.LowRankSpherePreservingField`, whose Cayley and exponential steps reduce to
+    ``2 rank`` x ``2 rank`` problems (:func:`~companion.integrators.low_rank_cayley_step`), so the layer costs
+    about as much as a ResNet layer of the same width; with ``rank=None`` every entry of :math:`S_\theta(x)`
+    is learned (:class:`~companion.fields.SpherePreservingField`), at the cost of a ``dim`` x ``dim`` solve
+    or exponential per sample.
 
     Parameters
     ----------
     dim : int
         State dimension, >= 2.
     hidden : int
-        Width of the network producing the skew entries.
+        Width of the network producing :math:`S_\theta`.
     h : float
         Total step, > 0.
     activation : str
@@ -304,12 +409,14 @@ class SpherePreservingLayer(StepSize, nn.Module):
         Number of sub-steps.
     learn_step : bool
         If true, ``h`` is a parameter kept positive by ``abs``.
+    rank : int or None
+        Rank of the factors :math:`U, V` (default 1), or ``None`` for the full family.
 
     Raises
     ------
     TypeError, ValueError
-        If ``dim < 2``, ``h`` is not positive, ``method`` does not keep the norm, or an option is bad;
-        in ``forward``, if ``x`` is not a ``(batch, dim)`` floating tensor.
+        If ``dim < 2``, ``h`` is not positive, ``method`` does not keep the norm, ``rank`` is not an int >= 1
+        or ``None``, or an option is bad; in ``forward``, if ``x`` is not a ``(batch, dim)`` floating tensor.
 
     References
     ----------
@@ -323,26 +430,34 @@ class SpherePreservingLayer(StepSize, nn.Module):
         hidden: int = 16,
         h: float = 0.1,
         activation: str = "tanh",
-        method: GeometricMethod | str = "cayley",
+        method: GeometricMethod | str = CAYLEY,
         n_steps: int = 1,
         learn_step: bool = False,
+        rank: int | None = 1,
     ) -> None:
         super().__init__()
         self.method = require_method("norm", method)
-        self.field = SpherePreservingField(dim, hidden, activation=activation)
+        if rank is None:
+            self.field = SpherePreservingField(dim, hidden, activation=activation)
+        else:
+            self.field = LowRankSpherePreservingField(dim, hidden, rank=rank, activation=activation)
         self.dim = dim
         self.n_steps = check_positive_int(n_steps, "n_steps")
-        self._step = {CAYLEY: cayley_step, EXP: exp_step}.get(self.method)
         self._init_step(h, learn_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         tau = self._sub_step(x, self.n_steps)
+        low_rank = isinstance(self.field, LowRankSpherePreservingField)
         for _ in range(self.n_steps):
-            if self._step is None:
+            if self.method is ROTATION:
                 x = _rotation_step_unchecked(self.field(x), x, tau)
+            elif low_rank:
+                step = _low_rank_cayley_step_unchecked if self.method is CAYLEY else _low_rank_exp_step_unchecked
+                x = step(*self.field.factors(x), x, tau)
             else:
-                x = self._step(self.field.skew(x), x, tau)
+                step = _cayley_step_unchecked if self.method is CAYLEY else _exp_step_unchecked
+                x = step(self.field.skew(x), x, tau)
         return x
 
 
@@ -355,8 +470,9 @@ def gradient_sphere_network(
     hidden: int = 16,
     h: float = 0.1,
     activation: str = "tanh",
-    method: GeometricMethod | str = "cayley",
+    method: GeometricMethod | str = CAYLEY,
     learn_step: bool = False,
+    rank: int | None = 1,
 ) -> FlowNetwork:
     r"""Lift, then ``depth`` pairs (:class:`GradientLayer`, :class:`SpherePreservingLayer`), then project.
 
@@ -385,17 +501,22 @@ def gradient_sphere_network(
         Norm-exact step of the sphere layers.
     learn_step : bool
         Learn each layer's step.
+    rank : int or None
+        Rank of the sphere layers' skew factors (default 1), or ``None`` for the full family
+        (see :class:`SpherePreservingLayer`).
 
     Raises
     ------
     TypeError, ValueError
-        On bad sizes, ``width < 2``, a non-positive ``h`` or a method that does not keep the norm.
+        On bad sizes, ``width < 2``, a non-positive ``h``, a bad ``rank`` or a method that does not keep the norm.
     """
     check_positive_int(depth, "depth")
     layers: list[nn.Module] = []
     for _ in range(depth):
         layers.append(GradientLayer(width, hidden=hidden, h=h, activation=activation, learn_step=learn_step))
         layers.append(
-            SpherePreservingLayer(width, hidden=hidden, h=h, activation=activation, method=method, learn_step=learn_step)
+            SpherePreservingLayer(
+                width, hidden=hidden, h=h, activation=activation, method=method, learn_step=learn_step, rank=rank
+            )
         )
     return FlowNetwork(layers, in_dim=in_dim, width=width, out_dim=out_dim)

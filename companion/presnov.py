@@ -119,6 +119,65 @@ def potential(field: Field, x: torch.Tensor, *, nodes: int = 16) -> torch.Tensor
     return _potential(field, x, nodes)
 
 
+#: Points used by the differentiability check of :func:`decompose`, and its tolerance on the median relative
+#: gap between autograd's and a central finite difference's directional derivative, by dtype.
+_CHECK_POINTS = 8
+_CHECK_TOLERANCE = {torch.float64: 1e-6}
+_DEFAULT_CHECK_TOLERANCE = 1e-2
+
+
+def _autograd_directional_derivative(field: Field, points: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """:math:`J_F(x)e` per point by autograd (the vector-Jacobian product differentiated once more)."""
+    zeros = torch.zeros_like(points)
+    with torch.enable_grad():
+        point = points.clone().requires_grad_(True)
+        values = field(point)
+        if not values.requires_grad:
+            return zeros
+        weights = torch.zeros_like(values, requires_grad=True)
+        (vjp,) = torch.autograd.grad((values * weights).sum(), point, create_graph=True, allow_unused=True)
+        if vjp is None or not vjp.requires_grad:
+            return zeros
+        (jvp,) = torch.autograd.grad((vjp * direction).sum(), weights, allow_unused=True)
+    return zeros if jvp is None else jvp.detach()
+
+
+def _check_differentiable(field: Field, x: torch.Tensor) -> None:
+    r"""Refuse a field whose autograd derivative is not its derivative (computed through NumPy, ``.detach()``...).
+
+    The gradient part of the decomposition is :math:`\nabla V` by autograd, so a field that autograd cannot
+    differentiate gives a wrong split without any error. On up to ``_CHECK_POINTS`` points, compare
+    :math:`J_F(x)e` by autograd with a central difference of :math:`F` along a fixed pseudo-random unit
+    direction :math:`e`; the median relative gap must be below the tolerance (rounding and truncation for a
+    differentiable field, of order one for a field whose derivative autograd misses). A field whose second
+    derivative autograd cannot form (a custom function without double backward) is not checked.
+    """
+    points = x[:_CHECK_POINTS].detach()
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(points.shape, generator=generator, dtype=torch.float64)
+    direction = (direction / direction.norm(dim=-1, keepdim=True)).to(dtype=points.dtype, device=points.device)
+    with torch.no_grad():
+        if not isinstance(field(points), torch.Tensor) or field(points).shape != points.shape:
+            return  # the shape check of the quadrature reports this
+    try:
+        autograd_derivative = _autograd_directional_derivative(field, points, direction)
+    except RuntimeError:
+        return
+    eps = torch.finfo(points.dtype).eps
+    step = eps ** (1 / 3) * points.abs().amax(-1, keepdim=True).clamp_min(1.0).sqrt()
+    with torch.no_grad():
+        finite_difference = (field(points + step * direction) - field(points - step * direction)) / (2 * step)
+        size = finite_difference.norm(dim=-1) + autograd_derivative.norm(dim=-1) + eps
+        gap = float(((autograd_derivative - finite_difference).norm(dim=-1) / size).median())
+    tolerance = _CHECK_TOLERANCE.get(points.dtype, _DEFAULT_CHECK_TOLERANCE)
+    if not gap <= tolerance:
+        raise ValueError(
+            "field is not differentiable by autograd: its autograd derivative disagrees with finite differences "
+            f"(median relative gap {gap:.2g} > {tolerance:g} at {len(points)} points), so the gradient part would be "
+            "wrong. Write the field with torch operations (no NumPy, .detach(), .item() or tensors rebuilt from values)."
+        )
+
+
 def decompose(
     field: Field, x: torch.Tensor, *, nodes: int = 16, create_graph: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,7 +215,9 @@ def decompose(
     ------
     TypeError, ValueError
         If ``field`` is not callable, ``x`` is not a floating ``(batch, dim)`` tensor, ``nodes`` is not
-        an int >= 1, or ``field`` does not keep the shape.
+        an int >= 1, ``field`` does not keep the shape, or autograd cannot differentiate ``field`` (e.g. it is
+        computed through NumPy): on a few of the points its autograd directional derivative is compared with
+        a finite difference, and a disagreement is an error instead of a wrong split.
 
     References
     ----------
@@ -169,6 +230,13 @@ def decompose(
     >>> V, grad, sphere = decompose(rotation, torch.randn(5, 2, dtype=torch.float64))
     """
     _check_field_input(field, x, nodes)
+    _check_differentiable(field, x)
+    return _decompose(field, x, nodes, create_graph)
+
+
+def _decompose(
+    field: Field, x: torch.Tensor, nodes: int, create_graph: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         point = x if x.requires_grad else x.detach().requires_grad_(True)
         values = _potential(field, point, nodes)
@@ -182,8 +250,9 @@ def decompose(
 def presnov_parts(field: Field, *, nodes: int = 16) -> tuple[Field, Field]:
     r"""The two Presnov parts of ``field`` as vector fields: ``(gradient_part, sphere_part)``.
 
-    Each callable maps ``(batch, dim)`` to ``(batch, dim)`` and calls :func:`decompose`; use them to
-    integrate the flows of :math:`\nabla V` and :math:`X_S` separately (see :func:`splitting_flow`).
+    Each callable maps ``(batch, dim)`` to ``(batch, dim)`` and calls :func:`decompose` (its check that
+    autograd differentiates ``field`` runs on the first call); use them to integrate the flows of
+    :math:`\nabla V` and :math:`X_S` separately (see :func:`splitting_flow`).
 
     Raises
     ------
@@ -192,12 +261,21 @@ def presnov_parts(field: Field, *, nodes: int = 16) -> tuple[Field, Field]:
     """
     check_callable(field, "field")
     check_positive_int(nodes, "nodes")
+    checked = []  # the differentiability check of decompose runs on the first call only
+
+    def parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if checked:
+            _check_field_input(field, x, nodes)
+            return _decompose(field, x, nodes, False)
+        values = decompose(field, x, nodes=nodes)
+        checked.append(True)
+        return values
 
     def gradient_part(x: torch.Tensor) -> torch.Tensor:
-        return decompose(field, x, nodes=nodes)[1]
+        return parts(x)[1]
 
     def sphere_part(x: torch.Tensor) -> torch.Tensor:
-        return decompose(field, x, nodes=nodes)[2]
+        return parts(x)[2]
 
     return gradient_part, sphere_part
 

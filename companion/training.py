@@ -1,7 +1,9 @@
 """One training loop for the whole book, and explicit seeding.
 
-:func:`fit` trains any ``nn.Module`` on tensors with mini-batches, an optimiser and an optional
-learning-rate schedule, shows a progress bar and returns a :class:`History`. It does not plot.
+:func:`fit` trains any ``nn.Module`` on tensors (or a ``DataLoader``) with mini-batches, an optimiser and an
+optional learning-rate schedule, shows a progress bar and returns a :class:`History`. It does not plot, and
+it leaves the global random generators alone: the batches are shuffled by a local ``torch.Generator``.
+:func:`seed_everything` is the one function that seeds the global generators, for notebooks that want it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -49,7 +51,10 @@ class History:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python's, NumPy's and PyTorch's global generators; return a fresh ``torch.Generator``.
+    """Seed Python's, NumPy's and PyTorch's **global** generators; return a fresh ``torch.Generator``.
+
+    For notebooks and scripts that want every global draw (e.g. ``nn.Linear``'s initialisation) reproducible.
+    Library code never calls it: :func:`fit` shuffles with a local generator and leaves these states alone.
 
     Raises
     ------
@@ -69,6 +74,9 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+Data = Sequence[torch.Tensor] | torch.utils.data.DataLoader
+
+
 def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], loss) -> torch.Tensor:
     if callable(loss):
         return loss(model, *batch)
@@ -76,21 +84,48 @@ def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], loss) -> torch.
     return _LOSSES[loss](model(inputs), target)
 
 
-def _evaluate(model: nn.Module, data: Sequence[torch.Tensor], loss, batch_size: int) -> float:
+def _loader_batches(loader: torch.utils.data.DataLoader, device: torch.device) -> Iterable[list[torch.Tensor]]:
+    for batch in loader:
+        if isinstance(batch, torch.Tensor):
+            batch = [batch]
+        if not isinstance(batch, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in batch):
+            raise TypeError(
+                "a DataLoader given to fit must yield tensors or tuples of tensors such as (inputs, targets), "
+                f"got {type(batch).__name__}."
+            )
+        yield [t.to(device) for t in batch]
+
+
+def _tensor_batches(data: Sequence[torch.Tensor], batch_size: int, order: torch.Tensor | None) -> Iterable[list[torch.Tensor]]:
+    n = len(data[0])
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield [t[start : start + batch_size] for t in data]
+        else:
+            index = order[start : start + batch_size]
+            yield [t[index] for t in data]
+
+
+def _evaluate(model: nn.Module, data: Data, loss, batch_size: int, device: torch.device) -> float:
     model.eval()
     total, count = 0.0, 0
+    batches = _loader_batches(data, device) if isinstance(data, torch.utils.data.DataLoader) else _tensor_batches(data, batch_size, None)
     with torch.no_grad():
-        for start in range(0, len(data[0]), batch_size):
-            batch = [t[start : start + batch_size] for t in data]
+        for batch in batches:
             total += float(_batch_loss(model, batch, loss)) * len(batch[0])
             count += len(batch[0])
     model.train()
     return total / count
 
 
-def _check_data(data: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, ...]:
+def _check_data(data: Data, name: str) -> tuple[torch.Tensor, ...] | torch.utils.data.DataLoader:
+    if isinstance(data, torch.utils.data.DataLoader):
+        return data
     if isinstance(data, torch.Tensor) or not isinstance(data, (tuple, list)) or not data:
-        raise TypeError(f"{name} must be a tuple of tensors such as (inputs, targets), got {type(data).__name__}.")
+        raise TypeError(
+            f"{name} must be a tuple of tensors such as (inputs, targets) or a torch.utils.data.DataLoader, "
+            f"got {type(data).__name__}."
+        )
     for i, t in enumerate(data):
         check_tensor(t, f"{name}[{i}]", min_ndim=1, floating=False)
     if len({len(t) for t in data}) != 1:
@@ -98,13 +133,19 @@ def _check_data(data: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
     return tuple(data)
 
 
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
+    return seed
+
+
 def fit(
     model: nn.Module,
-    train: Sequence[torch.Tensor],
+    train: Data,
     *,
     epochs: int,
     lr: float = 1e-3,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     loss: str | Callable[..., torch.Tensor] = "mse",
     optimizer: str = "adam",
     weight_decay: float = 0.0,
@@ -113,8 +154,9 @@ def fit(
     gamma: float = 0.1,
     clip_grad_norm: float | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
-    validation: Sequence[torch.Tensor] | None = None,
+    validation: Data | None = None,
     seed: int = 0,
+    compile: bool = False,
     progress: bool = True,
 ) -> History:
     r"""Train ``model`` by mini-batch gradient descent and return the :class:`History`.
@@ -123,14 +165,16 @@ def fit(
     ----------
     model : nn.Module
         The network; it is trained in place on the device and dtype of its parameters.
-    train : tuple of torch.Tensor
-        Tensors of equal length, e.g. ``(inputs, targets)``; batches are drawn from all of them.
+    train : tuple of torch.Tensor or DataLoader
+        Tensors of equal length, e.g. ``(inputs, targets)``, shuffled into batches of ``batch_size`` each
+        epoch; or a ``torch.utils.data.DataLoader`` yielding such tuples, which does its own batching and
+        shuffling (with its own generator if it has one, else PyTorch's global one).
     epochs : int
         Passes over the training data.
     lr : float
         Learning rate (the peak rate for ``schedule="onecycle"``).
-    batch_size : int
-        Mini-batch size.
+    batch_size : int, optional
+        Mini-batch size for tensor data (default 64); not allowed with a ``DataLoader``, which has its own.
     loss : {"mse", "cross_entropy"} or callable
         A name applies that criterion to ``model(inputs)`` and ``targets``. A callable is called as
         ``loss(model, *batch)`` and returns a scalar, for losses such as unrolled rollouts.
@@ -145,10 +189,15 @@ def fit(
         Clip the gradient norm to this value before each step.
     after_step : callable, optional
         Called as ``after_step(model)`` after each optimiser step (e.g. to project parameters).
-    validation : tuple of torch.Tensor, optional
+    validation : tuple of torch.Tensor or DataLoader, optional
         Data to evaluate the loss on after each epoch.
     seed : int
-        Seeds the shuffling of the batches and the global generators.
+        Seeds the local ``torch.Generator`` that shuffles tensor data; the global generators of Python,
+        NumPy and PyTorch are neither seeded nor drawn from.
+    compile : bool
+        Run the model through ``torch.compile`` (inductor) in the training steps. It pays for models whose
+        steps are large enough to amortise the compilation (seconds to a minute); the API page gives
+        measurements. Same results as eager to rounding.
     progress : bool
         Show a ``tqdm`` progress bar.
 
@@ -160,8 +209,8 @@ def fit(
     Raises
     ------
     TypeError, ValueError
-        On a model that is not an ``nn.Module``, malformed data, a non-positive count or rate, or an
-        unknown loss, optimiser or schedule.
+        On a model that is not an ``nn.Module``, malformed data, a ``batch_size`` given with a
+        ``DataLoader``, a non-positive count or rate, or an unknown loss, optimiser or schedule.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
@@ -169,7 +218,12 @@ def fit(
     if validation is not None:
         validation = _check_data(validation, "validation")
     check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
+    loader = isinstance(train, torch.utils.data.DataLoader)
+    if loader and batch_size is not None:
+        raise ValueError("batch_size is set by the DataLoader given as train; leave fit's batch_size out.")
+    if loader and len(train) == 0:
+        raise ValueError("the DataLoader given as train yields no batch.")
+    batch_size = 64 if batch_size is None else check_positive_int(batch_size, "batch_size")
     check_positive_int(step_size, "step_size")
     check_positive(lr, "lr")
     if not callable(loss):
@@ -178,18 +232,21 @@ def fit(
     check_choice(schedule, "schedule", _SCHEDULES)
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}.")
+    generator = torch.Generator().manual_seed(_check_seed(seed))
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters.")
     device = params[0].device
-    train = tuple(t.to(device) for t in train)
-    validation = None if validation is None else tuple(t.to(device) for t in validation)
+    if not loader:
+        train = tuple(t.to(device) for t in train)
+    if validation is not None and not isinstance(validation, torch.utils.data.DataLoader):
+        validation = tuple(t.to(device) for t in validation)
 
-    generator = seed_everything(seed)
     extra = {"momentum": 0.9} if optimizer == "sgd" else {}
     opt = _OPTIMIZERS[optimizer](params, lr=lr, weight_decay=weight_decay, **extra)
-    n = len(train[0])
-    steps_per_epoch = (n + batch_size - 1) // batch_size
+    steps_per_epoch = len(train) if loader else (len(train[0]) + batch_size - 1) // batch_size
     total_steps = epochs * steps_per_epoch
     sched = None
     if schedule == "cosine":
@@ -199,17 +256,20 @@ def fit(
     elif schedule == "step":
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
 
+    run = torch.compile(model) if compile else model
     history = History()
     start = time.perf_counter()
     model.train()
     bar = tqdm(range(epochs), disable=not progress, desc="training", leave=False)
     for _ in bar:
-        perm = torch.randperm(n, generator=generator).to(device)
-        running = 0.0
-        for b in range(steps_per_epoch):
-            idx = perm[b * batch_size : (b + 1) * batch_size]
-            batch = [t[idx] for t in train]
-            value = _batch_loss(model, batch, loss)
+        if loader:
+            batches = _loader_batches(train, device)
+        else:
+            order = torch.randperm(len(train[0]), generator=generator).to(device)
+            batches = _tensor_batches(train, batch_size, order)
+        running, seen = 0.0, 0
+        for batch in batches:
+            value = _batch_loss(run, batch, loss)
             opt.zero_grad(set_to_none=True)
             value.backward()
             if clip_grad_norm is not None:
@@ -219,13 +279,14 @@ def fit(
                 after_step(model)
             if schedule in ("cosine", "onecycle"):
                 sched.step()
-            running += float(value.detach()) * len(idx)
+            running += float(value.detach()) * len(batch[0])
+            seen += len(batch[0])
         if schedule == "step":
             sched.step()
-        history.loss.append(running / n)
+        history.loss.append(running / seen)
         history.lr.append(opt.param_groups[0]["lr"])
         if validation is not None:
-            history.val_loss.append(_evaluate(model, validation, loss, max(batch_size, 1024)))
+            history.val_loss.append(_evaluate(run, validation, loss, max(batch_size, 1024), device))
         bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
     history.seconds = time.perf_counter() - start
     model.eval()

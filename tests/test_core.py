@@ -87,7 +87,7 @@ def test_resnet_and_mlp_shapes() -> None:
         (lambda: C.SpherePreservingField(1), ValueError, "dim >= 2"),
         (lambda: C.MassPreservingField(1), ValueError, "dim >= 2"),
         (lambda: C.MLPField(3)(torch.randn(4, 2)), ValueError, "last dimension 3"),
-        (lambda: C.FlowLayer(lambda x: x), TypeError, "nn.Module"),
+        (lambda: C.FlowLayer(3), TypeError, "field must be callable"),
         (lambda: C.FlowLayer(C.MLPField(2), h=0), ValueError, "h must be a finite number > 0"),
         (lambda: C.FlowLayer(C.MLPField(2), n_steps=1.5), TypeError, "n_steps must be an int"),
         (lambda: C.FlowNetwork([], in_dim=2, width=2, out_dim=2), TypeError, "non-empty sequence"),

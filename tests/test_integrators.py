@@ -241,3 +241,109 @@ def test_methods_are_given_as_objects_or_names_everywhere() -> None:
         companion.FlowLayer(torch.nn.Linear(2, 2), method="cayley")
     with pytest.raises(ValueError, match="unknown tableau 'rk5'"):
         rk_step(lambda z: -z, x, 0.1, "rk5")
+
+
+# --- fields that depend on time, f(t, x), as torchdiffeq users write them ---------------------------------
+
+def gaussian_decay(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return -2.0 * t * x  # exact solution x(t) = x(t0) exp(-(t^2 - t0^2))
+
+
+@pytest.mark.parametrize("tableau", list(TABLEAUS.values()), ids=lambda t: t.name)
+def test_time_dependent_fields_keep_the_declared_order(tableau: ButcherTableau) -> None:
+    # the stages are evaluated at t + c_i h: with the times wrong, every method would drop to order 1
+    t0, t_end = 0.5, 1.5
+    x0 = torch.tensor([1.0, -2.0])
+    exact = x0 * math.exp(-(t_end**2 - t0**2))
+    hs, errors = [], []
+    for n in (10, 20, 40, 80):
+        h = (t_end - t0) / n
+        x = integrate(gaussian_decay, x0, h=h, n_steps=n, tableau=tableau, time_dependent=True, t0=t0)[-1]
+        hs.append(h)
+        errors.append(float((x - exact).norm()))
+    assert abs(empirical_order(hs, errors) - tableau.order) < 0.15
+
+
+def test_rk_step_passes_the_stage_times_as_tensors() -> None:
+    seen = []
+
+    def field(t, x):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    rk_step(field, torch.ones(2), 0.3, companion.RK38, time_dependent=True, t=1.0)
+    assert [float(t) for t in seen] == pytest.approx([1.0, 1.1, 1.2, 1.3])
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.float64 and t.ndim == 0 for t in seen)
+
+
+def test_time_dependent_rk38_is_torchdiffeq_rk4_call_for_call() -> None:
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    from companion import RK38
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 3).double()
+
+    def field(t, x):  # one function for both libraries, unchanged
+        return torch.tanh(layer(x)) * torch.cos(3 * t) + torch.sin(t)
+
+    x0 = torch.randn(5, 3)
+    t0, h, n = 0.2, 0.05, 20
+    grid = t0 + h * torch.arange(n + 1, dtype=torch.float64)
+    with torch.no_grad():
+        ours = integrate(field, x0, h=h, n_steps=n, tableau=RK38, time_dependent=True, t0=t0)
+        theirs = torchdiffeq.odeint(field, x0, grid, method="rk4")
+    assert float((ours - theirs).abs().max()) < 1e-13
+    layer_form = companion.FlowLayer(field, h=h * n, n_steps=n, method="rk38", time_dependent=True, t0=t0)
+    with torch.no_grad():
+        assert float((layer_form(x0) - theirs[-1]).abs().max()) < 1e-13
+
+
+# --- issue 14, item 6: a tensor step and the field's shape are validated ------------------------------
+
+@pytest.mark.parametrize("h", [torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(float("nan")), torch.tensor(float("inf"))])
+def test_a_tensor_step_that_is_not_positive_and_finite_is_refused(h) -> None:
+    with pytest.raises(ValueError, match="h must be a finite step > 0"):
+        rk_step(lambda x: -x, torch.ones(2), h)
+
+
+def test_an_integer_tensor_step_is_refused() -> None:
+    with pytest.raises(TypeError, match="floating-point scalar tensor"):
+        rk_step(lambda x: -x, torch.ones(2), torch.tensor(1))
+
+
+@pytest.mark.parametrize(
+    "field",
+    [lambda x: torch.ones(3, 1, 2), lambda x: x[..., :1], lambda x: x.sum(), lambda x: 1.0],
+    ids=["broadcasting", "fewer-columns", "scalar", "not-a-tensor"],
+)
+def test_a_field_that_changes_the_shape_is_refused(field) -> None:
+    with pytest.raises(ValueError, match="must return a tensor of the state's shape"):
+        rk_step(field, torch.randn(4, 2), 0.1)
+
+
+def test_a_flow_layer_of_a_shape_changing_field_is_refused() -> None:
+    layer = companion.FlowLayer(torch.nn.Linear(2, 1))
+    with pytest.raises(ValueError, match=r"state's shape \(4, 2\), got shape \(4, 1\)"):
+        layer(torch.randn(4, 2))
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, t=1.0), ValueError, "pass time_dependent=True"),
+        (lambda: integrate(lambda x: x, torch.ones(2), h=0.1, n_steps=2, t0=1.0), ValueError, "pass time_dependent=True"),
+        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=1), TypeError, "time_dependent must be True or False"),
+        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t="0"), TypeError, "t must be a finite number"),
+        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t=torch.ones(2)), ValueError, "scalar tensor"),
+        (lambda: companion.FlowLayer(torch.nn.Linear(2, 2), t0=1.0), ValueError, "pass time_dependent=True"),
+        (lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 2), torch.ones(3, 2), 0.1),
+         ValueError, "U and V must both have shape"),
+        (lambda: companion.low_rank_exp_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 3), 0.1),
+         ValueError, "U and V must both have shape"),
+        (lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 2), 0.0),
+         ValueError, "h must be a finite number > 0"),
+    ],
+)
+def test_bad_time_and_factor_arguments_are_refused(call, error, match) -> None:
+    with pytest.raises(error, match=match):
+        call()
