@@ -71,7 +71,7 @@ from .lipschitz import (
     network_lipschitz_bound,
     power_iteration,
 )
-from .robustness import certified_radius, certificate_check, hinge_loss, pgd_l2, robustness_curve, robustness_report
+from .robustness import apgd_l2, certified_radius, certificate_check, hinge_loss, pgd_l2, robustness_curve, robustness_report
 from .training import History, accuracy, default_device, fit, seed_everything
 
 __version__ = "0.1.0"
@@ -92,7 +92,8 @@ __all__ = [
     "VolumePreservingLayer", "MassPreservingLayer",  # properties chapter
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
-    "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "robustness_curve", "robustness_report", "digits",
+    "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",
+    "digits",
     # diagnostics
     "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",
     "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",

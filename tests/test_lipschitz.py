@@ -1,8 +1,10 @@
-"""Tests of companion.lipschitz and companion.robustness: norms are upper bounds, layers are 1-Lipschitz
-for every parameter value, certificates hold, the attack works."""
+"""Tests of companion.lipschitz (and companion.operator_norms, companion.switching): norms are upper bounds,
+layers are 1-Lipschitz for every parameter value, and every layer works under torch.compile and torch.func,
+shows its settings and restores them from a state dict."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -12,7 +14,6 @@ from hypothesis import strategies as st
 from torch import nn
 
 import companion
-from companion.data import digits
 from companion.lipschitz import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
@@ -27,17 +28,11 @@ from companion.lipschitz import (
     network_lipschitz_bound,
     periodic_conv_operator_norm,
     reshaped_kernel_norm,
+    admissible_expansive_step,
     switching_lipschitz_bound,
 )
-from companion.robustness import (
-    certificate_check,
-    certified_accuracy,
-    certified_radius,
-    pgd_l2,
-    robust_accuracy,
-    robustness_curve,
-    robustness_report,
-)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 D = torch.float64
 
@@ -54,7 +49,8 @@ def _randomize(module: nn.Module, seed: int, scale: float) -> nn.Module:
 @given(seed=st.integers(0, 10_000), dim=st.integers(2, 8), hidden=st.integers(1, 10),
        scale=st.floats(0.05, 5.0), activation=st.sampled_from(["relu", "leaky_relu", "tanh"]))
 def test_nonexpansive_layer_is_one_lipschitz_for_random_weights(seed, dim, hidden, scale, activation):
-    layer = _randomize(NonExpansiveLayer(dim, hidden=hidden, activation=activation, negative_slope=0.3), seed, scale).to(D)
+    layer = NonExpansiveLayer(dim, hidden=hidden, activation=activation, negative_slope=0.3)
+    layer = _randomize(layer, seed, scale).to(D)
     x = torch.randn(40, dim, generator=torch.Generator().manual_seed(seed + 1), dtype=D) * 3
     assert companion.jacobian_spectral_norm(layer, x) <= 1 + 1e-6
     assert companion.lipschitz_lower_bound(layer, x, n_pairs=300, seed=seed) <= 1 + 1e-9
@@ -81,7 +77,8 @@ def test_conv_layer_is_one_lipschitz_for_random_weights(seed, scale, mode):
 
 def test_step_condition_is_enforced_and_sharp():
     layer = NonExpansiveLayer(3, step=50.0).to(D)
-    assert float(layer.step().detach()) == pytest.approx(2 / float(dense_operator_norm(layer.weight.detach())) ** 2, rel=1e-12)
+    norm = float(dense_operator_norm(layer.weight.detach()))
+    assert float(layer.step().detach()) == pytest.approx(2 / norm**2, rel=1e-12)
     # a linear layer (relu on a positive region) at h = 2/||A||^2 has an eigenvalue -1: the bound is sharp
     with torch.no_grad():
         layer.weight.copy_(torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=D)))
@@ -155,57 +152,6 @@ def test_network_bound_counts_preprocessing():
         network_lipschitz_bound(nn.Sequential(nn.Conv2d(1, 1, 3)))
 
 
-def test_certified_radius_formula():
-    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 0.5, 0.2]], dtype=D)
-    radius = certified_radius(logits, lipschitz=2.0)
-    assert torch.allclose(radius, torch.tensor([2.0, 0.3], dtype=D) / (2 * math.sqrt(2)))
-
-
-def test_certificate_holds_and_attack_finds_examples_outside():
-    torch.manual_seed(0)
-    model = nn.Sequential(NormalizedLinear(2, 2, bias=True)).to(D)
-    x = torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=D)
-    labels = model(x).argmax(1)
-    attempts, found = certificate_check(model, x, labels, lipschitz=1.0, steps=30, restarts=1)
-    assert attempts == 64 and found == 0
-    # a linear classifier is fooled exactly beyond its distance to the boundary: m / ||w_1 - w_0|| <= sqrt(2) r
-    w = model[0].normalized_weight()
-    distance = (model(x).max(1).values - model(x).min(1).values) / (w[0] - w[1]).norm()
-    eps = float(distance.max()) * 1.05
-    _, fooled = pgd_l2(model, x, labels, epsilon=eps, steps=50, bounds=None)
-    assert bool(fooled[distance.argmax()])
-
-
-def test_attack_on_digits_beats_random_noise_and_is_monotone():
-    (xtr, ytr), (xte, yte) = digits(seed=0)
-    torch.manual_seed(0)  # the model is initialised from the global generator
-    model = companion.mlp(64, 10, width=32, depth=1, activation="relu")
-    companion.fit(model, (xtr, ytr), epochs=8, lr=5e-3, loss="cross_entropy", progress=False)
-    x, y = xte[:200], yte[:200]
-    clean = companion.accuracy(model, x, y)
-    curve = robustness_curve(model, x, y, [0.0, 0.5, 1.0, 2.0], steps=20)
-    assert curve[0] == pytest.approx(clean)
-    assert all(a >= b for a, b in zip(curve, curve[1:]))
-    assert curve[2] < clean - 0.3
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-    noisy = (x + 1.0 * noise / noise.norm(dim=1, keepdim=True)).clamp(0, 1)
-    assert companion.accuracy(model, noisy, y) > curve[2] + 0.2
-    adversarial, fooled = pgd_l2(model, x, y, epsilon=1.0, steps=20)
-    assert float((adversarial - x).norm(dim=1).max()) <= 1.0 + 1e-5
-    assert float(adversarial.min()) >= 0.0 and float(adversarial.max()) <= 1.0
-    report = robustness_report(model, x, y, epsilon=1.0, steps=20)
-    assert report.certified is None and report.attacked == pytest.approx(curve[2], abs=0.02)
-
-
-def test_digits_data():
-    (xtr, ytr), (xte, yte) = digits(seed=0, test_fraction=0.25)
-    assert xtr.shape[1] == 64 and len(xtr) + len(xte) == 1797 and len(xte) == 449
-    assert float(xtr.min()) == 0.0 and float(xtr.max()) == 1.0 and ytr.dtype == torch.int64
-    (xi, _), _ = digits(seed=0, image=True, dtype=torch.float64)
-    assert xi.shape[1:] == (1, 8, 8) and xi.dtype == D
-    assert torch.equal(digits(seed=3)[1][1], digits(seed=3)[1][1])
-
-
 def test_validation_errors():
     with pytest.raises(ValueError, match="activation"):
         NonExpansiveLayer(3, activation="sigmoid")
@@ -225,19 +171,130 @@ def test_validation_errors():
         SwitchingLayer(3, contractive_range=(0.5, 2.5))
     with pytest.raises(TypeError, match="input_size"):
         conv_operator_norm(torch.zeros(1, 1, 3, 3), 8)
-    with pytest.raises(ValueError, match="lipschitz"):
-        certified_radius(torch.zeros(2, 3), lipschitz=0.0)
-    model = nn.Linear(2, 2)
-    x, y = torch.zeros(3, 2), torch.zeros(3, dtype=torch.int64)
-    with pytest.raises(ValueError, match="epsilon must be >= 0"):
-        pgd_l2(model, x, y, epsilon=-1.0)
-    with pytest.raises(ValueError, match="loss"):
-        pgd_l2(model, x, y, epsilon=1.0, loss="hinge")
-    with pytest.raises(ValueError, match="restarts"):
-        pgd_l2(model, x, y, epsilon=1.0, restarts=-1)
-    with pytest.raises(ValueError, match="same length"):
-        robust_accuracy(model, x, y[:2], epsilon=1.0)
-    with pytest.raises(ValueError, match="epsilon must be >= 0"):
-        certified_accuracy(model, x, y, lipschitz=1.0, epsilon=-0.1)
-    with pytest.raises(ValueError, match="fraction"):
-        certificate_check(model, x, y, lipschitz=1.0, fraction=1.5)
+    with pytest.raises(ValueError, match="slope"):
+        SwitchingLayer(3, slope=0.0)
+    with pytest.raises(TypeError, match="contractive_range"):
+        SwitchingLayer(3, contractive_range=0.5)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        Standardize(0.0, torch.tensor([1.0, 0.0]))
+
+
+def test_admissible_region_edge():
+    # the upper edge h_E(h_C) makes the product bound exactly 1, and is highest at h_C = a S
+    for h_c in (0.11, 0.5, 1.0, 1.89):
+        assert switching_lipschitz_bound(h_c, admissible_expansive_step(h_c)) == pytest.approx(1.0, rel=1e-12)
+    assert admissible_expansive_step(1.0) == pytest.approx(1 / 0.75 - 1, rel=1e-12)
+    assert admissible_expansive_step(1.0) > max(admissible_expansive_step(h) for h in (0.9, 1.1))
+
+
+# -- every layer under torch.compile and torch.func, with its settings in repr and in the state dict --
+
+def _layers():
+    """(name, factory, input shape) for every layer class of the module, with non-default settings."""
+    return [
+        ("dense", lambda: NonExpansiveLayer(5, hidden=7, step=10.0, activation="leaky_relu", negative_slope=0.2),
+         (6, 5)),
+        ("dense-fixed-step", lambda: NonExpansiveLayer(5, step=0.3, activation="tanh", learn_step=False), (6, 5)),
+        ("conv", lambda: NonExpansiveConvLayer(2, hidden_channels=3, step=10.0), (3, 2, 5, 5)),
+        ("conv-circular", lambda: NonExpansiveConvLayer(2, padding_mode="circular", activation="tanh"), (3, 2, 5, 5)),
+        ("switching", lambda: SwitchingLayer(4, contractive_range=(0.2, 1.5), slope=0.4, sub_steps=3), (6, 4)),
+        ("normalized-linear", lambda: NormalizedLinear(4, 3), (6, 4)),
+        ("standardize", lambda: Standardize(0.5, 0.25), (6, 4)),
+        ("classifier", lambda: companion.lipschitz_classifier(6, 3, width=5, depth=2, kind="switching"), (6, 6)),
+    ]
+
+
+LAYERS = _layers()
+IDS = [name for name, _, _ in LAYERS]
+
+
+def _scrambled(factory, seed):
+    torch.manual_seed(seed)
+    return _randomize(factory(), seed, 0.7)
+
+
+@pytest.mark.parametrize("name, factory, shape", LAYERS, ids=IDS)
+def test_vmap_jacrev_and_fullgraph_capture(name, factory, shape):
+    layer = _scrambled(factory, 1)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(2))
+    jac = torch.func.vmap(torch.func.jacrev(layer))(x)
+    reference = torch.autograd.functional.jacobian(lambda z: layer(z[None])[0], x[0])
+    assert torch.allclose(jac[0], reference, atol=1e-5)
+    # one graph, no data-dependent Python branching (eager backend: only the capture is tested here)
+    captured = torch.compile(layer, fullgraph=True, backend="eager")
+    assert torch.equal(captured(x), layer(x))
+
+
+def _compiled_agrees(layer: nn.Module, x: torch.Tensor) -> None:
+    torch._dynamo.reset()
+    with torch.no_grad():
+        eager, compiled = layer(x), torch.compile(layer, fullgraph=True)(x)
+    assert torch.allclose(compiled, eager, rtol=1e-5, atol=1e-5 * float(eager.abs().max()))
+
+
+def test_inductor_agrees_with_eager_on_a_chain_of_dense_layers():
+    torch.manual_seed(3)
+    chain = nn.Sequential(
+        Standardize(0.3, 0.4), NormalizedLinear(6, 5), NonExpansiveLayer(5, hidden=7, step=10.0),
+        SwitchingLayer(5, slope=0.4, sub_steps=3), NonExpansiveLayer(5, activation="tanh"), NormalizedLinear(5, 3),
+    )
+    _compiled_agrees(_randomize(chain, 3, 0.7), torch.randn(8, 6, generator=torch.Generator().manual_seed(4)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_inductor_agrees_with_eager_on_the_conv_layer(mode):
+    layer = _randomize(NonExpansiveConvLayer(2, hidden_channels=3, padding_mode=mode, step=10.0), 5, 0.7)
+    _compiled_agrees(layer, torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(6)))
+
+
+@pytest.mark.parametrize("name, factory, shape", LAYERS, ids=IDS)
+def test_state_dict_round_trip_restores_settings(name, factory, shape):
+    saved = _scrambled(factory, 5)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(6))
+    buffer = io.BytesIO()
+    torch.save(saved.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    loaded = _default_like(saved)
+    loaded.load_state_dict(state)
+    assert repr(loaded) == repr(saved)
+    assert torch.equal(loaded(x), saved(x))
+
+
+def _default_like(module: nn.Module) -> nn.Module:
+    """A module of the same sizes built with the default settings (what a user loading a checkpoint may build)."""
+    if isinstance(module, NonExpansiveLayer):
+        return NonExpansiveLayer(module.dim, hidden=module.weight.shape[0], learn_step=module.learn_step)
+    if isinstance(module, NonExpansiveConvLayer):
+        hidden = module.weight.shape[0]
+        return NonExpansiveConvLayer(module.channels, hidden_channels=hidden, learn_step=module.learn_step)
+    if isinstance(module, SwitchingLayer):
+        return SwitchingLayer(module.dim)
+    if isinstance(module, Standardize):
+        return Standardize(0.0, 1.0)
+    if isinstance(module, NormalizedLinear):
+        return NormalizedLinear(module.in_features, module.out_features)
+    return companion.lipschitz_classifier(6, 3, width=5, depth=2, kind="switching")
+
+
+def test_repr_shows_fixed_settings():
+    assert "activation='tanh'" in repr(NonExpansiveLayer(3, activation="tanh"))
+    assert "padding_mode='circular'" in repr(NonExpansiveConvLayer(2, padding_mode="circular"))
+    text = repr(SwitchingLayer(3, contractive_range=(0.2, 1.5), slope=0.4, sub_steps=3))
+    assert "contractive_range=(0.2, 1.5)" in text and "slope=0.4" in text and "sub_steps=3" in text
+    assert "mean=0.5, std=0.25" in repr(Standardize(0.5, 0.25))
+
+
+def test_loading_invalid_settings_is_refused():
+    layer = SwitchingLayer(3)
+    state = layer.state_dict()
+    state["_extra_state"] = {"contractive_range": (0.5, 3.0), "slope": 0.5, "sub_steps": 2}
+    with pytest.raises(ValueError, match="contractive_range"):
+        layer.load_state_dict(state)
+    state["_extra_state"] = {"slope": 0.5}
+    with pytest.raises(ValueError, match="saved settings"):
+        layer.load_state_dict(state)
+    standardize = Standardize(0.0, 1.0)
+    with pytest.raises(ValueError, match="std must be > 0"):
+        standardize.load_state_dict({"mean": torch.tensor(0.0), "std": torch.tensor(-1.0)})
