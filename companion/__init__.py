@@ -57,7 +57,7 @@ from .structured import SymplecticLayer
 from .layers import GradientLayer, SpherePreservingLayer, gradient_sphere_network  # presnov chapter
 from . import presnov  # presnov chapter: companion.presnov.decompose
 # -- exports: pde chapter --
-from .structured import MassPreservingLayer, VolumePreservingLayer  # properties chapter
+from .structured import MassPreservingLayer, PositiveMassPreservingLayer, VolumePreservingLayer  # properties chapter
 from .data import digits
 from .lipschitz import (
     NonExpansiveConvLayer,
@@ -89,7 +89,7 @@ __all__ = [
     "SymplecticLayer",
     "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network", "presnov",  # presnov chapter
     # -- __all__: pde chapter --
-    "VolumePreservingLayer", "MassPreservingLayer",  # properties chapter
+    "VolumePreservingLayer", "MassPreservingLayer", "PositiveMassPreservingLayer",  # properties chapter
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
     "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",

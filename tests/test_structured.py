@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import companion
 from companion import jacobian_determinant_error, linear_invariant_drift, symplecticity_error
-from companion.data import pendulum_energy, pendulum_flow_map, pendulum_trajectory, sir_flow_map
+from companion.data import pendulum_energy, pendulum_flow_map, pendulum_trajectory, sir_flow_map, sir_flow_map_normalised
 from companion.integrators import TABLEAUS
 from companion.structured import (
     MassLift,
@@ -21,6 +21,8 @@ from companion.structured import (
     VolumePreservingLayer,
     mass_preserving_network,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread is faster and steadier
 
 DRAWS = settings(max_examples=100, deadline=None)
 seeds = st.integers(0, 2**31 - 1)
@@ -181,7 +183,7 @@ def test_guard_refuses_non_runge_kutta_method():
 
 def test_validation_messages():
     with pytest.raises(ValueError, match="must be even"):
-        VolumePreservingLayer(3)
+        SymplecticLayer(3)
     with pytest.raises(ValueError, match="finite number > 0"):
         VolumePreservingLayer(4, h=0.0)
     with pytest.raises(ValueError, match="unknown activation"):
@@ -220,6 +222,23 @@ def test_sir_flow_map_against_scipy():
     for a, b in zip(x0.numpy(), x1.numpy()):
         sol = solve_ivp(rhs, (0, 1), a, rtol=1e-11, atol=1e-11, method="DOP853")
         assert abs(sol.y[:, -1] - b).max() <= 1e-10
+
+
+def test_sir_flow_map_normalised_reproduces_the_authors_starts():
+    numpy = pytest.importorskip("numpy")
+    solve_ivp = pytest.importorskip("scipy.integrate").solve_ivp
+    x0, x1 = sir_flow_map_normalised(1000, seed=0)
+    starts = numpy.random.RandomState(0).rand(1000, 3)  # the authors' np.random.seed(0); np.random.rand(N, 3)
+    assert numpy.array_equal(x0.numpy(), starts / starts.sum(axis=1, keepdims=True))
+    assert (x1.sum(-1) - 1).abs().max() <= 1e-13 and (x1 >= 0).all()
+    rhs = lambda t, y: [-y[0] * y[1], y[0] * y[1] - y[1], y[1]]  # noqa: E731
+    for a, b in zip(x0[:3].numpy(), x1[:3].numpy()):  # the authors' truth: RK45 with rtol = atol = 1e-11
+        assert abs(solve_ivp(rhs, (0, 1), a, rtol=1e-11, atol=1e-11).y[:, -1] - b).max() <= 1e-9
+    # Not uniform on the simplex: normalised uniform samples avoid the vertices (Dirichlet(1, 1, 1) does not).
+    dirichlet, _ = sir_flow_map(1000, seed=0)
+    assert float(x0.max()) < float(dirichlet.max())
+    with pytest.raises(TypeError, match="n must be an int"):
+        sir_flow_map_normalised(2.0)
 
 
 def test_pendulum_data_conserves_energy_and_matches_small_angle_limit():
