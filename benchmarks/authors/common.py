@@ -60,13 +60,19 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 
 def compare(
-    run_authors: Callable[[int], Measurement],
-    run_companion: Callable[[int], Measurement],
+    run_authors: Callable[..., Measurement | None],
+    run_companion: Callable[..., Measurement | None],
     seeds: Sequence[int],
     *,
     log: Callable[[str], None] = print,
 ) -> tuple[list[Measurement], list[Measurement]]:
-    """Run both sides once per seed, alternating which one goes first; return the two lists of runs."""
+    """Run both sides once per seed, alternating which one goes first; return the two lists of runs.
+
+    Each side is first called once with ``warm=True`` (one short, untimed training run), so that one-time costs
+    of the process (loading a linear-algebra kernel, allocator growth) fall on neither side's timings.
+    """
+    run_authors(seeds[0], warm=True)
+    run_companion(seeds[0], warm=True)
     authors, companion = [], []
     for i, seed in enumerate(seeds):
         order = [("authors", run_authors, authors), ("companion", run_companion, companion)]
@@ -76,7 +82,8 @@ def compare(
             measurement = run(seed)
             results.append(measurement)
             shown = ", ".join(f"{k} {v:.3g}" for k, v in measurement.metrics.items())
-            log(f"    seed {seed} {name:>9}: {shown}; train {measurement.train_seconds:.2f} s")
+            log(f"    seed {seed} {name:>9}: {shown}; train {measurement.train_seconds:.2f} s "
+                f"(CPU {measurement.train_cpu_seconds:.2f} s)")
     return authors, companion
 
 

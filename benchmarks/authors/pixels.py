@@ -123,22 +123,27 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     trainer_name, trainer = _companion_trainer()
     log(f"  companion trainer: companion.pde_training.{trainer_name}")
 
-    def authors(seed: int) -> Measurement:
+    def authors(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
         model = AuthorsHeatNetwork(dt).to(device)
-        _, seconds, cpu = timed(lambda: train_authors(model, train, epochs=authors_epochs, seed=seed), device)
+        epochs = 1 if warm else authors_epochs
+        _, seconds, cpu = timed(lambda: train_authors(model, train, epochs=epochs, seed=seed), device)
+        if warm:
+            return None
         with torch.no_grad():
             error = relative_error(lambda U: model(U[:, None])[:, 0], test)
         return Measurement({"rE(40)": error}, seconds, cpu, parameters=parameter_count(model))
 
-    def companion_side(seed: int) -> Measurement:
+    def companion_side(seed: int, warm: bool = False) -> Measurement | None:
         model = pde_training.make_network("heat", size=SIZE, alpha=ALPHA, substeps=SUBSTEPS, seed=seed).to(device)
-        recipe = dict(COMPANION_RECIPE, epochs=1 if quick else COMPANION_RECIPE["epochs"])
+        recipe = dict(COMPANION_RECIPE, epochs=1 if quick or warm else COMPANION_RECIPE["epochs"])
         accepted = inspect.signature(trainer).parameters
         recipe = {k: v for k, v in recipe.items() if k in accepted}
         if "seed" in accepted:
             recipe["seed"] = seed
         _, seconds, cpu = timed(lambda: trainer(model, train, **recipe), device)
+        if warm:
+            return None
         return Measurement({"rE(40)": relative_error(model, test)}, seconds, cpu, parameters=parameter_count(model))
 
     authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)

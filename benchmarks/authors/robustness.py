@@ -156,20 +156,25 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     authors_epochs = 2 if quick else 30
     companion_epochs = 1 if quick else COMPANION_RECIPE["epochs"]
 
-    def authors(seed: int) -> Measurement:
+    def authors(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
         model = AuthorsNonExpansiveNet().to(device)
-        _, seconds, cpu = timed(lambda: train_authors(model, images_train, y_train, epochs=authors_epochs, seed=seed), device)
+        epochs = 1 if warm else authors_epochs
+        _, seconds, cpu = timed(lambda: train_authors(model, images_train, y_train, epochs=epochs, seed=seed), device)
+        if warm:
+            return None
         metrics, eval_seconds, _ = timed(lambda: evaluate(model, images_test, y_test, steps=steps), device)
         return Measurement(metrics, seconds, cpu, eval_seconds, parameters=parameter_count(model),
                            extra={"sub-steps": float(sum(b.sub_steps for b in model.blocks))})
 
-    def companion_side(seed: int) -> Measurement:
+    def companion_side(seed: int, warm: bool = False) -> Measurement | None:
         companion.seed_everything(seed)
         model = companion.lipschitz_classifier(64, 10, **COMPANION_NETWORK).to(device)
-        recipe = dict(COMPANION_RECIPE, epochs=companion_epochs)
+        recipe = dict(COMPANION_RECIPE, epochs=1 if warm else companion_epochs)
         _, seconds, cpu = timed(lambda: companion.fit(model, (x_train, y_train), loss=companion.hinge_loss(1.0), seed=seed,
                                                  progress=False, **recipe), device)
+        if warm:
+            return None
         metrics, eval_seconds, _ = timed(lambda: evaluate(model, x_test, y_test, steps=steps), device)
         return Measurement(metrics, seconds, cpu, eval_seconds, parameters=parameter_count(model))
 

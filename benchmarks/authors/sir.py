@@ -105,6 +105,17 @@ class _Projection(nn.Module):
 
 
 def authors_network() -> nn.Sequential:
+    """The authors' network, initialised as in their notebook: with float64 as the default dtype (so the random
+    initial values are drawn in float64; returns a float64 network)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return _authors_network()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _authors_network() -> nn.Sequential:
     modules: list[nn.Module] = []
     for previous, width in zip(WIDTHS[:-1], WIDTHS[1:]):
         modules.append(_Lift(width) if width > previous else _Projection(previous, width))
@@ -156,19 +167,24 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     authors_epochs = 3 if quick else 150
     companion_epochs = 2 if quick else COMPANION_RECIPE["epochs"]
 
-    def authors(seed: int) -> Measurement:
+    def authors(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
-        model = authors_network().double().to(device)
-        _, seconds, cpu = timed(lambda: train_authors(model, x_train, y_train, epochs=authors_epochs, seed=seed), device)
+        model = authors_network().to(device)
+        epochs = 1 if warm else authors_epochs
+        _, seconds, cpu = timed(lambda: train_authors(model, x_train, y_train, epochs=epochs, seed=seed), device)
+        if warm:
+            return None
         batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
         return Measurement(evaluate(model, x_test, y_test, batch), seconds, cpu, parameters=parameter_count(model))
 
-    def companion_side(seed: int) -> Measurement:
+    def companion_side(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
         model = mass_preserving_network((*WIDTHS, 3), layers_per_block=LAYERS_PER_BLOCK, hidden=HIDDEN,
                                         activation="relu").double().to(device)
-        recipe = dict(COMPANION_RECIPE, epochs=companion_epochs)
+        recipe = dict(COMPANION_RECIPE, epochs=1 if warm else companion_epochs)
         _, seconds, cpu = timed(lambda: companion.fit(model, (x_train, y_train), seed=seed, progress=False, **recipe), device)
+        if warm:
+            return None
         batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
         return Measurement(evaluate(model, x_test, y_test, batch), seconds, cpu, parameters=parameter_count(model))
 

@@ -160,19 +160,25 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         network, recipe = COMPANION[kind]
         recipe = dict(recipe, epochs=1) if quick else recipe
 
-        def authors(seed: int, authors_class=authors_class) -> Measurement:
+        def authors(seed: int, warm: bool = False, authors_class=authors_class) -> Measurement | None:
             x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
             torch.manual_seed(seed)
             model = authors_class().to(device)
-            _, seconds, cpu = timed(lambda: train_authors(model, x, y, epochs=authors_epochs, seed=seed), device)
+            epochs = 1 if warm else authors_epochs
+            _, seconds, cpu = timed(lambda: train_authors(model, x, y, epochs=epochs, seed=seed), device)
+            if warm:
+                return None
             return Measurement({"test accuracy": authors_accuracy(model, x_test, y_test)}, seconds, cpu,
                                parameters=parameter_count(model))
 
-        def companion_side(seed: int, kind=kind, network=network, recipe=recipe) -> Measurement:
+        def companion_side(seed: int, warm: bool = False, kind=kind, network=network, recipe=recipe) -> Measurement | None:
             x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
             torch.manual_seed(seed)
             model = companion_network(kind, **network).to(device)
-            _, seconds, cpu = timed(lambda: companion.fit(model, (x, y), seed=seed, progress=False, **recipe), device)
+            settings = dict(recipe, epochs=1) if warm else recipe
+            _, seconds, cpu = timed(lambda: companion.fit(model, (x, y), seed=seed, progress=False, **settings), device)
+            if warm:
+                return None
             return Measurement({"test accuracy": companion.accuracy(model, x_test, y_test)}, seconds, cpu,
                                parameters=parameter_count(model))
 
