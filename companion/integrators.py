@@ -642,7 +642,10 @@ def low_rank_cayley_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: S
 
     The map is the same orthogonal Cayley transform, so the norm is kept to rounding for every step size,
     at a cost of :math:`O(\text{dim}\cdot\text{rank}^2 + \text{rank}^3)` per sample instead of
-    :math:`O(\text{dim}^3)`. :math:`S` is skew by construction: nothing is checked on values.
+    :math:`O(\text{dim}^3)`. For ``rank=1`` no system is solved: :math:`S^3 = -\omega^2S` with
+    :math:`\omega^2 = \|u\|^2\|v\|^2 - (u\cdot v)^2`, and the step is
+    :math:`x + \frac{h}{D}Sx + \frac{h^2}{2D}S^2x`, :math:`D = 1 + h^2\omega^2/4`.
+    :math:`S` is skew by construction: nothing is checked on values.
 
     Parameters
     ----------
@@ -668,14 +671,20 @@ def low_rank_exp_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step
     With :math:`S = WJW^\top` as in :func:`low_rank_cayley_step`,
     :math:`\exp(hS) = I + W\varphi(hJW^\top W)\,hJW^\top` with :math:`\varphi(A) = (e^A - I)/A`, and
     :math:`\varphi(A)b` is the last column of the exponential of the ``2 rank + 1`` square matrix
-    :math:`\begin{pmatrix}A & b\\ 0 & 0\end{pmatrix}`. Arguments and errors as :func:`low_rank_cayley_step`.
+    :math:`\begin{pmatrix}A & b\\ 0 & 0\end{pmatrix}`. For ``rank=1``, Rodrigues' formula
+    :math:`\exp(hS) = I + \frac{\sin h\omega}{\omega}S + \frac{1-\cos h\omega}{\omega^2}S^2` (see
+    :func:`low_rank_cayley_step` for :math:`\omega`). Arguments and errors as :func:`low_rank_cayley_step`.
     """
     _check_factors(U, V, x)
     return _low_rank_exp_step_unchecked(U, V, x, _check_step(h))
 
 
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(-1, keepdim=True)
+
+
 def _low_rank_parts(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor):
-    r""":math:`W = [U\;V]`, :math:`JW^\top x` and :math:`JW^\top W` (``J`` swaps the halves and negates the second)."""
+    """:math:`W = [U\\;V]`, :math:`JW^\\top x` and :math:`JW^\\top W` (``J`` swaps the halves and negates the second)."""
     rank = U.shape[-1]
     W = torch.cat([U, V], dim=-1)
     Wx = (x.unsqueeze(-2) @ W).squeeze(-2)
@@ -685,7 +694,30 @@ def _low_rank_parts(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor):
     return W, JWx, JG
 
 
+def _rank_one_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, coefficients) -> torch.Tensor:
+    r""":math:`x + c_1Sx + c_2S^2x` for :math:`S = uv^\top - vu^\top`, with :math:`(c_1, c_2)` = ``coefficients(w2)``.
+
+    :math:`S` acts on the plane of :math:`u, v` as :math:`\omega` times a rotation by a right angle and vanishes
+    on its orthogonal complement, :math:`\omega^2 = \|u\|^2\|v\|^2 - (u\cdot v)^2`, so :math:`S^3 = -\omega^2S`
+    and every function of :math:`hS` is :math:`I + c_1S + c_2S^2` (Rodrigues' formula). With
+    :math:`Sx = u(v\cdot x) - v(u\cdot x)` and :math:`S^2x = u(v\cdot Sx) - v(u\cdot Sx)` the step is
+    :math:`x + \alpha u + \beta v`: five dot products and a few scalar operations per sample.
+    """
+    u, v = U[..., 0], V[..., 0]
+    uu, vv, uv, ux, vx = _dot(u, u), _dot(v, v), _dot(u, v), _dot(u, x), _dot(v, x)
+    c1, c2 = coefficients((uu * vv - uv * uv).clamp_min(0.0))
+    alpha = c1 * vx + c2 * (uv * vx - vv * ux)  # the u-coefficient of c1 S x + c2 S^2 x
+    beta = -c1 * ux - c2 * (uu * vx - uv * ux)  # and its v-coefficient
+    return x + alpha * u + beta * v
+
+
 def _low_rank_cayley_step_unchecked(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    if U.shape[-1] == 1:
+        def cayley(omega2):  # (I - h/2 S)^{-1}(I + h/2 S) = I + h/D S + h^2/(2D) S^2, D = 1 + h^2 w^2 / 4
+            denominator = 1.0 + (0.25 * h * h) * omega2
+            return h / denominator, (0.5 * h * h) / denominator
+
+        return _rank_one_step(U, V, x, cayley)
     W, JWx, JG = _low_rank_parts(U, V, x)
     eye = torch.eye(JG.shape[-1], dtype=x.dtype, device=x.device)
     coefficients = torch.linalg.solve(eye - (0.5 * h) * JG, JWx.unsqueeze(-1))
@@ -693,6 +725,13 @@ def _low_rank_cayley_step_unchecked(U: torch.Tensor, V: torch.Tensor, x: torch.T
 
 
 def _low_rank_exp_step_unchecked(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, h: Step) -> torch.Tensor:
+    if U.shape[-1] == 1:
+        def exponential(omega2):  # sin(hw)/w and (1 - cos(hw))/w^2, through sinc: no branch at w = 0
+            omega = omega2.clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+            half = torch.sinc((h / (2 * math.pi)) * omega)
+            return h * torch.sinc((h / math.pi) * omega), (0.5 * h * h) * half * half
+
+        return _rank_one_step(U, V, x, exponential)
     W, JWx, JG = _low_rank_parts(U, V, x)
     top = torch.cat([h * JG, (h * JWx).unsqueeze(-1)], dim=-1)
     augmented = torch.cat([top, torch.zeros_like(top[..., :1, :])], dim=-2)

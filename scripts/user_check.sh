@@ -3,7 +3,8 @@
 # `pip install torch==2.13.0 .` (the project's pyproject dependencies, nothing from requirements.txt), then every
 # recipe of book/recipes/ and the user-facing API tests (tests/test_user_api.py, run as a plain script: pytest is not
 # a dependency) from a directory outside the repository, so that nothing is imported from the working tree.
-# Usage: bash scripts/user_check.sh          KEEP=1 keeps the temporary folder; PYTHON=python3.11 picks the Python.
+# Usage: bash scripts/user_check.sh          KEEP=1 keeps the temporary folder; PYTHON=python3.11 picks the Python;
+#        LOWEST=1 installs the lowest versions that pyproject.toml allows (name>=X.Y becomes name==X.Y.*).
 # torch is pinned to the version of requirements.txt: on this project's machines pip takes that CPU build from local
 # disk, where an unpinned torch would download a CUDA build of several GB.
 set -euo pipefail
@@ -16,7 +17,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 MPLBACKEND=Agg
 
 start=$(date +%s)
 "$python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "$torch_pin" "$here" > "$work/install.log" 2>&1 || {
+constraints=()
+if [ "${LOWEST:-0}" = 1 ]; then
+  "$python" - "$here/pyproject.toml" > "$work/lowest.txt" <<'PY'
+import re, sys, tomllib
+for requirement in tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]:
+    name, bound = re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9.]+)", requirement).groups()
+    print(f"{name}=={bound}" if name == "torch" else f"{name}=={bound}.*")
+PY
+  echo "lowest allowed versions: $(tr '\n' ' ' < "$work/lowest.txt")"
+  constraints=(-c "$work/lowest.txt")
+fi
+"$work/venv/bin/python" -m pip install -q "${constraints[@]}" "$torch_pin" "$here" > "$work/install.log" 2>&1 || {
   tail -n 40 "$work/install.log"; echo "user check: pip install of companion FAILED"; exit 1; }
 echo "installed $torch_pin and companion into a clean venv in $(( $(date +%s) - start )) s"
 
