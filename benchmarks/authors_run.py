@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the machine description
-from benchmarks.authors import EXPERIMENTS  # noqa: E402
+from benchmarks.authors import EXPERIMENTS, NOTES  # noqa: E402
 from benchmarks.authors.common import format_details, format_rows, speedup  # noqa: E402
 from booktools import machine as cpu_description  # noqa: E402
 
@@ -41,15 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="run only these experiments")
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS) + list(NOTES), help="run only these parts")
     parser.add_argument("--output", default=None, help="write the tables as Markdown to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    names = args.only or list(EXPERIMENTS)
+    names = args.only or list(EXPERIMENTS) + list(NOTES)
 
-    rows = []
+    rows, notes = [], []
     for name in names:
+        if name in NOTES:
+            title, measure = NOTES[name]
+            print(f"\n## {title}", flush=True)
+            notes.append(f"### {title}\n\n{measure(device, args.seeds, quick=args.quick)}\n")
+            print(notes[-1], flush=True)
+            continue
         start = time.perf_counter()
         print(f"\n## {name}", flush=True)
         result = EXPERIMENTS[name](device, args.seeds, quick=args.quick, log=lambda line: print(line, flush=True))
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = ", ".join(map(str, args.seeds))
         header = (f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (min-max) in brackets"
                   + ("; QUICK RUN, numbers meaningless" if args.quick else "") + ".\n")
-        Path(args.output).write_text(f"{header}\n{table}\n\n{details}\n")
+        Path(args.output).write_text(f"{header}\n{table}\n\n{details}\n\n" + "\n".join(notes))
         print(f"\nwrote {args.output}", file=sys.stderr)
     return 0
 

@@ -73,6 +73,15 @@ def test_the_registry_lists_the_four_experiments() -> None:
     assert list(EXPERIMENTS) == ["sir", "swiss_roll", "pixels", "robustness"]
 
 
+def test_quick_run_writes_the_step_cost_table(quick_table: str) -> None:
+    section = quick_table.split("### Where the training time goes")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| network |")]
+    assert len(rows) == 6
+    for line in rows:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        assert all(float(cells[k]) > 0 for k in (3, 4, 5))
+
+
 def test_authors_sir_network_has_their_parameter_count_and_keeps_mass() -> None:
     torch.manual_seed(0)
     model = sir.authors_network().double()

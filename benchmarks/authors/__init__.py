@@ -8,7 +8,7 @@ trains both sides seed by seed and returns :class:`~benchmarks.authors.common.Co
 
 from __future__ import annotations
 
-from . import pixels, robustness, sir, swiss_roll
+from . import pixels, robustness, sir, step_costs, swiss_roll
 
 #: Experiment name -> run function, in the order of the table.
 EXPERIMENTS = {
@@ -16,4 +16,9 @@ EXPERIMENTS = {
     "swiss_roll": swiss_roll.run,
     "pixels": pixels.run,
     "robustness": robustness.run,
+}
+
+#: Further measurements that explain the table (each returns a Markdown fragment).
+NOTES = {
+    "step_costs": ("Where the training time goes: one optimiser step", step_costs.run),
 }
