@@ -164,3 +164,27 @@ def test_what_a_reader_sees(name: str, scan_results) -> None:
     offenders = [o for found in scan_results.values() for o in found[name]]
     assert len(scan_results) == len(PAGES) and any(is_chapter(p) for p in scan_results)
     assert not offenders, report(scan_results, name)
+
+
+def test_static_sliders_work_without_a_kernel(server: str, browser) -> None:
+    """Every slider written by ``companion.plotting.slider_figures`` switches its figure and label on input."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith((server, "data:"))
+               else route.abort())
+    checked, broken = 0, []
+    for page_path in PAGES:
+        page.goto(server + page_path, wait_until="networkidle")
+        for index, slider in enumerate(page.query_selector_all("div.companion-slider")):
+            image, label, control = (slider.query_selector(s) for s in ("img", "span", "input[type=range]"))
+            before = (image.get_attribute("src"), label.inner_text())
+            last = control.get_attribute("max")
+            target = "0" if control.input_value() == last else last
+            control.evaluate("(el, value) => { el.value = value; el.dispatchEvent(new Event('input')); }", target)
+            after = (image.get_attribute("src"), label.inner_text())
+            checked += 1
+            if after[0] == before[0] or after[1] == before[1]:
+                broken.append(f"{page_path}: slider {index} ({before[1]!r}) did not change its figure and label")
+    page.close()
+    print(f"\nchecked {checked} static sliders")
+    assert checked > 0, "no static slider found: the chapters should show one beside each live widget"
+    assert not broken, "\n".join(broken)
