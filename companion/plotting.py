@@ -361,8 +361,8 @@ def splitting_schematic(*, steps: int = 4, final_time: float = 1.6) -> mpl.figur
 
     The flow of :math:`\nabla V = c` moves along straight lines, the flow of the sphere part
     :math:`X_S = \omega Jx` along circles about the origin; alternating them for ``steps`` steps of size
-    :math:`h` follows the exact flow of :math:`f` (a rotation about :math:`-c'/\omega`, a circle about another
-    centre) with an error :math:`O(h)`.
+    :math:`h` follows the exact flow of :math:`f` (a rotation about the point where :math:`c + \omega Jx = 0`)
+    with an error :math:`O(h)`.
 
     Parameters
     ----------
