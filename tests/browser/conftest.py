@@ -23,3 +23,20 @@ def browser():
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         yield browser
         browser.close()
+
+
+_SUMMARY = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def scan_summary(pytestconfig) -> list[str]:
+    """Lines that the browser scans report at the end of the run (pages and chapters checked, offenders)."""
+    return pytestconfig.stash.setdefault(_SUMMARY, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    lines = config.stash.get(_SUMMARY, [])
+    if lines:
+        terminalreporter.section("what a reader sees (browser scans)")
+        for line in lines:
+            terminalreporter.write_line(line)

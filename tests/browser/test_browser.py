@@ -126,7 +126,7 @@ def is_chapter(page_path: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def scan_results(server: str, browser) -> dict[str, dict[str, list[str]]]:
+def scan_results(server: str, browser, scan_summary) -> dict[str, dict[str, list[str]]]:
     """Every page opened at 1280 x 900 once, with math typeset, and scanned: ``{page: {scan: offenders}}``."""
     results = {}
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -142,10 +142,11 @@ def scan_results(server: str, browser) -> dict[str, dict[str, list[str]]]:
         results[page_path] = scans.scan(page)
     page.close()
     chapters = sum(is_chapter(p) for p in results)
-    print(f"\nscanned {len(results)} pages ({chapters} chapters) at 1280 x 900:")
+    scan_summary.append(f"scanned {len(results)} pages ({chapters} chapters) at 1280 x 900")
     for name in scans.SCANS:
         count = sum(len(found[name]) for found in results.values())
-        print(f"  {name}: {count} offenders")
+        pages = sum(bool(found[name]) for found in results.values())
+        scan_summary.append(f"  {name}: {count} offenders on {pages} pages")
     return results
 
 
