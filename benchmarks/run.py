@@ -1,5 +1,6 @@
 """Benchmarks of companion: integrators against their floor and torchdiffeq, property layers against a
-ResNet layer, the convolution norm bound against power iteration, and the book's chapters.
+ResNet layer, the convolution norm bound against power iteration, torch.compile against eager, and the
+book's chapters.
 
     python benchmarks/run.py [--quick] [--output book/benchmarks_results.md]
 
@@ -114,8 +115,12 @@ def bench_layers(device: torch.device, repeats: int, quick: bool) -> str:
     layers = {
         "ResNet layer (Euler, MLPField)": C.FlowLayer(C.MLPField(width, width), h=0.1),
         "GradientLayer": C.GradientLayer(width, hidden=width),
-        "SpherePreservingLayer (Cayley)": C.SpherePreservingLayer(width),
-        "SpherePreservingLayer (rotation)": C.SpherePreservingLayer(width, method="rotation"),
+        "SpherePreservingLayer (default: Cayley, rank 1)": C.SpherePreservingLayer(width),
+        "SpherePreservingLayer (exp, rank 1)": C.SpherePreservingLayer(width, method="exp"),
+        "SpherePreservingLayer (rotation, rank 1)": C.SpherePreservingLayer(width, method="rotation"),
+        "SpherePreservingLayer (Cayley, rank 2)": C.SpherePreservingLayer(width, rank=2),
+        "SpherePreservingLayer (Cayley, full family)": C.SpherePreservingLayer(width, rank=None),
+        "SpherePreservingLayer (rotation, full family)": C.SpherePreservingLayer(width, method="rotation", rank=None),
         "SymplecticLayer": C.SymplecticLayer(width, hidden=width // 2),
         "VolumePreservingLayer": C.VolumePreservingLayer(width),
         "MassPreservingLayer (Euler, default hidden 4*dim)": C.MassPreservingLayer(width),
@@ -143,6 +148,71 @@ def bench_layers(device: torch.device, repeats: int, quick: bool) -> str:
                      f"{1e3 * statistics.median(times[name + ' fwd+bwd']):.2f}",
                      f"{ratio(times, name + ' fwd+bwd', base + ' fwd+bwd'):.2f}"])
     return table(["layer (width 64, batch 1024)", "parameters", "forward (ms)", "/ ResNet", "fwd+bwd (ms)", "/ ResNet"], rows)
+
+
+def _compile_layers() -> dict[str, Callable[[int], torch.nn.Module]]:
+    return {
+        "ResNet layer (FlowLayer, Euler)": lambda w: C.FlowLayer(C.MLPField(w, w), h=0.1),
+        "FlowLayer (RK4)": lambda w: C.FlowLayer(C.MLPField(w, w), h=0.1, method="rk4"),
+        "GradientLayer": lambda w: C.GradientLayer(w, hidden=w),
+        "SpherePreservingLayer": lambda w: C.SpherePreservingLayer(w),
+        "SymplecticLayer": lambda w: C.SymplecticLayer(w),
+        "VolumePreservingLayer": lambda w: C.VolumePreservingLayer(w),
+        "MassPreservingLayer (hidden = width)": lambda w: C.MassPreservingLayer(w, hidden=w),
+        "NonExpansiveLayer": lambda w: C.NonExpansiveLayer(w),
+    }
+
+
+def bench_compile(device: torch.device, repeats: int, quick: bool) -> str:
+    """``torch.compile`` (inductor) against eager: forward plus backward of each layer class, and ``fit``."""
+    sizes = [(8, 64), (64, 1024)]  # (width, batch)
+    layers = _compile_layers()
+    if quick:
+        layers = dict(list(layers.items())[:2])
+    rows = []
+    for name, build in layers.items():
+        for width, batch in sizes:
+            torch._dynamo.reset()
+            torch.manual_seed(0)
+            layer = build(width).to(device)
+            x = torch.randn(batch, width, device=device)
+            compiled = torch.compile(layer)
+
+            def step(model):
+                def run():
+                    out = model(x)
+                    out.square().sum().backward()
+                    return out
+                return run
+
+            start = time.perf_counter()
+            out = step(compiled)()
+            _sync(device)
+            compile_seconds = time.perf_counter() - start
+            gap = float(((out - layer(x)).abs().max() / (1 + out.abs().max())).detach())
+            times = interleaved({"eager": step(layer), "compiled": step(compiled)}, repeats, device)
+            rows.append([name, str(width), str(batch), f"{1e3 * statistics.median(times['eager']):.2f}",
+                         f"{1e3 * statistics.median(times['compiled']):.2f}",
+                         f"{ratio(times, 'eager', 'compiled'):.2f}", f"{compile_seconds:.0f}", f"{gap:.0e}"])
+    for name, (width, depth, batch, n) in {
+        "fit: ResNet width 4, depth 12, batch 64 (chapter 1)": (4, 12, 64, 1024),
+        "fit: ResNet width 64, depth 8, batch 1024": (64, 8, 1024, 8192),
+    }.items():
+        data = (torch.randn(n, 4, device=device), torch.randn(n, 2, device=device))
+        seconds = {}
+        for compile_ in (False, True):
+            torch._dynamo.reset()
+            torch.manual_seed(0)
+            model = C.resnet(4, 2, width=width, depth=depth).to(device)
+            first = C.fit(model, data, epochs=1, batch_size=batch, compile=compile_, progress=False).seconds
+            later = C.fit(model, data, epochs=2 if quick else 5, batch_size=batch, compile=compile_, progress=False)
+            seconds[compile_] = (first, later.seconds / len(later.loss))
+        rows.append([name, str(width), str(batch), f"{1e3 * seconds[False][1]:.0f} / epoch",
+                     f"{1e3 * seconds[True][1]:.0f} / epoch", f"{seconds[False][1] / seconds[True][1]:.2f}",
+                     f"{seconds[True][0] - seconds[False][0]:.0f}", ""])
+    header = ["layer, forward + backward", "width", "batch", "eager (ms)", "compiled (ms)", "speed-up",
+              "compile (s)", "max gap"]
+    return table(header, rows)
 
 
 def bench_conv_norm(device: torch.device, repeats: int, quick: bool) -> str:
@@ -191,6 +261,7 @@ def main() -> None:
         ("Fixed-step RK4, 200 steps of a small MLP field", bench_rk4),
         ("Property layers against a ResNet layer", bench_layers),
         ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
+        ("torch.compile (inductor) against eager", bench_compile),
     ]
     out = [f"Measured on: {machine(device)}; medians of {repeats} interleaved runs.\n"]
     for title, bench in sections:

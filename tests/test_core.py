@@ -199,6 +199,9 @@ def test_accuracy() -> None:
         (dict(epochs=1, optimizer="lbfgs"), ValueError, "unknown optimizer"),
         (dict(epochs=1, schedule="linear"), ValueError, "unknown schedule"),
         (dict(epochs=1, weight_decay=-1.0), ValueError, "weight_decay must be >= 0"),
+        (dict(epochs=1, compile="yes"), TypeError, "compile must be True or False"),
+        (dict(epochs=1, seed=1.5), TypeError, "seed must be an int"),
+        (dict(epochs=1, batch_size=0), ValueError, "batch_size must be an int >= 1"),
     ],
 )
 def test_fit_refuses_bad_options(kwargs, error, match) -> None:
@@ -213,6 +216,30 @@ def test_fit_refuses_bad_data() -> None:
         C.fit(nn.Linear(2, 1), (torch.randn(4, 2), torch.randn(3, 1)), epochs=1)
     with pytest.raises(TypeError, match="nn.Module"):
         C.fit(lambda x: x, (torch.randn(4, 2),), epochs=1)
+
+
+@pytest.mark.slow
+def test_fit_with_compile_gives_the_eager_losses() -> None:
+    torch.set_default_dtype(torch.float32)  # compiled float32 steps, as a user runs them
+    try:
+        x = torch.randn(128, 3, generator=torch.Generator().manual_seed(0))
+        y = torch.sin(x[:, :2])
+        histories = []
+        for compile_ in (False, True):
+            torch.manual_seed(0)
+            model = C.resnet(3, 2, width=4, depth=3, method="rk4")
+            histories.append(C.fit(model, (x, y), epochs=3, batch_size=32, compile=compile_, progress=False))
+        assert max(abs(a - b) / a for a, b in zip(histories[0].loss, histories[1].loss)) < 1e-4
+    finally:
+        torch.set_default_dtype(torch.float64)
+
+
+def test_fit_refuses_an_empty_data_loader() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    empty = DataLoader(TensorDataset(torch.randn(0, 2), torch.randn(0, 1)), batch_size=4)
+    with pytest.raises(ValueError, match="yields no batch"):
+        C.fit(nn.Linear(2, 1), empty, epochs=1, progress=False)
 
 
 def test_seed_everything() -> None:

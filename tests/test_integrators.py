@@ -276,10 +276,11 @@ def test_rk_step_passes_the_stage_times_as_tensors() -> None:
     assert all(isinstance(t, torch.Tensor) and t.dtype == torch.float64 and t.ndim == 0 for t in seen)
 
 
-def test_time_dependent_rk38_is_torchdiffeq_rk4_call_for_call() -> None:
+@pytest.mark.parametrize("theirs_name, ours", [("euler", companion.EULER), ("midpoint", companion.MIDPOINT),
+                                               ("rk4", companion.RK38)])
+def test_time_dependent_fields_match_torchdiffeq_call_for_call(theirs_name, ours) -> None:
+    # the table of the API page: odeint(f, x0, grid, method=theirs_name) == integrate(..., tableau=ours)
     torchdiffeq = pytest.importorskip("torchdiffeq")
-    from companion import RK38
-
     torch.manual_seed(0)
     layer = torch.nn.Linear(3, 3).double()
 
@@ -290,10 +291,10 @@ def test_time_dependent_rk38_is_torchdiffeq_rk4_call_for_call() -> None:
     t0, h, n = 0.2, 0.05, 20
     grid = t0 + h * torch.arange(n + 1, dtype=torch.float64)
     with torch.no_grad():
-        ours = integrate(field, x0, h=h, n_steps=n, tableau=RK38, time_dependent=True, t0=t0)
-        theirs = torchdiffeq.odeint(field, x0, grid, method="rk4")
-    assert float((ours - theirs).abs().max()) < 1e-13
-    layer_form = companion.FlowLayer(field, h=h * n, n_steps=n, method="rk38", time_dependent=True, t0=t0)
+        trajectory = integrate(field, x0, h=h, n_steps=n, tableau=ours, time_dependent=True, t0=t0)
+        theirs = torchdiffeq.odeint(field, x0, grid, method=theirs_name)
+    assert float((trajectory - theirs).abs().max()) < 1e-13
+    layer_form = companion.FlowLayer(field, h=h * n, n_steps=n, method=ours, time_dependent=True, t0=t0)
     with torch.no_grad():
         assert float((layer_form(x0) - theirs[-1]).abs().max()) < 1e-13
 
