@@ -201,3 +201,31 @@ def test_validation_errors():
         SpherePreservingLayer(3)(torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match="depth must be an int >= 1"):
         gradient_sphere_network(2, 2, width=3, depth=0)
+    with pytest.raises(ValueError, match="rank must be an int >= 1"):
+        SpherePreservingLayer(3, rank=0)
+    with pytest.raises(TypeError, match="rank must be an int"):
+        gradient_sphere_network(2, 2, width=3, depth=1, rank=1.5)
+    with pytest.raises(ValueError, match="dim >= 2"):
+        companion.LowRankSpherePreservingField(1)
+    with pytest.raises(TypeError, match="learn_step must be True or False"):
+        SpherePreservingLayer(3, learn_step="yes")
+
+
+def test_loading_refuses_settings_the_layer_cannot_run():
+    sphere = SpherePreservingLayer(3, method="exp")
+    state = sphere.state_dict()
+    state["_extra_state"] = {**state["_extra_state"], "method": "euler"}  # a tampered or foreign checkpoint
+    with pytest.raises(ValueError, match="cannot run in place of 'cayley'"):
+        SpherePreservingLayer(3).load_state_dict(state)
+    state["_extra_state"]["method"] = "rk5"
+    with pytest.raises(ValueError, match="unknown saved method 'rk5'"):
+        SpherePreservingLayer(3).load_state_dict(state)
+    state["_extra_state"] = {**sphere.state_dict()["_extra_state"], "h": -1.0}
+    with pytest.raises(ValueError, match="h must be a finite number > 0"):
+        SpherePreservingLayer(3).load_state_dict(state)
+    gradient = GradientLayer(3).state_dict()
+    gradient["field._extra_state"] = {"activation": "swish", "sign": 1}
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        GradientLayer(3).load_state_dict(gradient)
+    with pytest.raises(ValueError, match="do not name"):
+        GradientLayer(3).load_state_dict(SpherePreservingLayer(3, hidden=16).state_dict(), strict=False)
