@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -178,3 +179,41 @@ def test_validation_errors():
         splitting_flow(known_field, known_field, x, t=-1.0, n_steps=2)
     with pytest.raises(ValueError, match="same shape"):
         skew_matrix(x, torch.zeros(3, 2, dtype=torch.float64))
+
+
+# --- issue 14, item 4: a field autograd cannot differentiate gives an error, not a wrong split ----------------
+
+def _numpy_field(z):
+    return torch.from_numpy(np.sin(z.detach().numpy()) + z.detach().numpy() ** 2)
+
+
+def _half_numpy_field(z):
+    return z + torch.from_numpy(np.roll(np.sin(z.detach().numpy()), 1, -1))
+
+
+def _rebuilt_field(z):
+    return torch.tensor(np.sin(z.detach().numpy()), requires_grad=True)
+
+
+@pytest.mark.parametrize("field", [_numpy_field, _half_numpy_field, _rebuilt_field], ids=["numpy", "half-numpy", "rebuilt"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_field_autograd_cannot_differentiate_is_refused(field, dtype):
+    x = torch.randn(12, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
+    with pytest.raises(ValueError, match="not differentiable by autograd"):
+        decompose(field, x)
+    gradient_part, _ = presnov_parts(field)
+    with pytest.raises(ValueError, match="not differentiable by autograd"):
+        gradient_part(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_differentiable_fields_pass_the_check_kinks_and_constants_included(dtype):
+    gen = torch.Generator().manual_seed(1)
+    A = torch.randn(64, 3, generator=gen, dtype=torch.float64).to(dtype)
+    B = (torch.randn(3, 64, generator=gen, dtype=torch.float64) / 8).to(dtype)
+    fields = [lambda z: torch.relu(z @ A.T) @ B.T, lambda z: torch.ones_like(z), lambda z: torch.sin(10 * z),
+              lambda z: z.abs()]
+    for seed in range(20):
+        x = 3 * torch.randn(30, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
+        for field in fields:
+            decompose(field, x)
