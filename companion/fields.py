@@ -281,8 +281,9 @@ class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
     def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The factors :math:`U(x)` and :math:`V(x)`, each of shape ``(..., dim, rank)``."""
         check_tensor(x, "x", last_dim=self.dim)
-        columns = self.outer(self.sigma(self.inner(x))).unflatten(-1, (2 * self.rank, self.dim)).transpose(-1, -2)
-        return columns[..., : self.rank], columns[..., self.rank :]  # each column contiguous in memory
+        rows = self.outer(self.sigma(self.inner(x))).unflatten(-1, (2 * self.rank, self.dim))
+        U, V = rows.chunk(2, dim=-2)  # views with contiguous columns: the backward is one cheap concatenation
+        return U.transpose(-1, -2), V.transpose(-1, -2)
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """The skew matrices :math:`S_\\theta(x) = UV^\\top - VU^\\top`, shape ``(..., dim, dim)``."""
@@ -293,7 +294,7 @@ class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         U, V = self.factors(x)
         if self.rank == 1:  # dot products: faster than a batch of tiny matrix products on a CPU
-            u, v = U[..., 0], V[..., 0]
+            u, v = U.squeeze(-1), V.squeeze(-1)
             return u * (v * x).sum(-1, keepdim=True) - v * (u * x).sum(-1, keepdim=True)
         row = x.unsqueeze(-2)
         return (U @ (row @ V).transpose(-1, -2) - V @ (row @ U).transpose(-1, -2)).squeeze(-1)

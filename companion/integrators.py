@@ -703,7 +703,7 @@ def _rank_one_step(U: torch.Tensor, V: torch.Tensor, x: torch.Tensor, coefficien
     :math:`Sx = u(v\cdot x) - v(u\cdot x)` and :math:`S^2x = u(v\cdot Sx) - v(u\cdot Sx)` the step is
     :math:`x + \alpha u + \beta v`: five dot products and a few scalar operations per sample.
     """
-    u, v = U[..., 0], V[..., 0]
+    u, v = U.squeeze(-1), V.squeeze(-1)  # views whose backward copies nothing (indexing would scatter into zeros)
     uu, vv, uv, ux, vx = _dot(u, u), _dot(v, v), _dot(u, v), _dot(u, x), _dot(v, x)
     c1, c2 = coefficients((uu * vv - uv * uv).clamp_min(0.0))
     alpha = c1 * vx + c2 * (uv * vx - vv * ux)  # the u-coefficient of c1 S x + c2 S^2 x
