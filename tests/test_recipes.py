@@ -11,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "book" / "recipes").glob("*.py"))
+# Recipes train tiny networks: one thread is fastest, and far steadier on a busy machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 
 
