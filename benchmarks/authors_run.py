@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table + "\n\n" + details)
     if args.output:
         seeds = ", ".join(map(str, args.seeds))
-        header = (f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (min-max) in brackets"
+        header = (f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (smallest, largest) in brackets"
                   + ("; QUICK RUN, numbers meaningless" if args.quick else "") + ".\n")
         Path(args.output).write_text(f"{header}\n{table}\n\n{details}\n\n" + "\n".join(notes))
         print(f"\nwrote {args.output}", file=sys.stderr)

@@ -114,4 +114,4 @@ def test_verdict_and_speedup_of_a_comparison() -> None:
     row = Comparison("toy", ["test accuracy"], [False], [slow, slow], [fast, fast], "at least",
                      lambda r: r.companion[0].metrics["test accuracy"] >= r.authors[0].metrics["test accuracy"])
     assert speedup(row) == pytest.approx(6.0)
-    assert "| toy | test accuracy | 99.0 | 100.0 | 6.00 (6.00-6.00) | 1.00 (1.00-1.00) | 6.0x | yes |" in format_rows([row])
+    assert "| toy | test accuracy | 99.0 | 100.0 | 6.00 (6.00, 6.00) | 1.00 (1.00, 1.00) | 6.0x | yes |" in format_rows([row])

@@ -121,17 +121,17 @@ def _cell(runs: Sequence[Measurement], name: str) -> str:
     low, high = spread(values)
     if len(values) == 1 or low == high:
         return _number(median(values), name)
-    return f"{_number(median(values), name)} ({_number(low, name)}-{_number(high, name)})"
+    return f"{_number(median(values), name)} ({_number(low, name)}, {_number(high, name)})"
 
 
 def _seconds(runs: Sequence[Measurement]) -> str:
     values = [run.train_seconds for run in runs]
     low, high = spread(values)
-    return f"{median(values):.2f} ({low:.2f}-{high:.2f})" if len(values) > 1 else f"{values[0]:.2f}"
+    return f"{median(values):.2f} ({low:.2f}, {high:.2f})" if len(values) > 1 else f"{values[0]:.2f}"
 
 
 def format_rows(rows: Sequence[Comparison]) -> str:
-    """The Markdown results table: one line per row and metric, medians with (min-max) over seeds."""
+    """The Markdown results table: one line per row and metric, medians with (min, max) over seeds."""
     header = ["experiment", "metric", "authors' set-up", "companion", "authors' training (s)",
               "companion training (s)", "speed-up", "equal or better"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -145,7 +145,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
 
 #: Companion's network and recipe (see the book page).
 COMPANION_NETWORK = dict(width=64, depth=6)
-COMPANION_RECIPE = dict(epochs=2, lr=2e-2, batch_size=64, schedule="onecycle")
+COMPANION_RECIPE = dict(epochs=3, lr=3e-2, batch_size=128, schedule="onecycle")
 
 
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> Comparison:
