@@ -28,6 +28,7 @@ __all__ = [
     "CAYLEY",
     "EXP",
     "ROTATION",
+    "EXPONENTIAL_EXIT",
     "METHODS",
     "get_method",
     "get_tableau",
@@ -185,10 +186,13 @@ STORMER_VERLET = GeometricMethod("stormer_verlet", "Störmer-Verlet", 2, frozens
 CAYLEY = GeometricMethod("cayley", "Cayley step", 1, frozenset({"norm"}))
 EXP = GeometricMethod("exp", "matrix-exponential step", 1, frozenset({"norm"}))
 ROTATION = GeometricMethod("rotation", "plane-rotation step", 1, frozenset({"norm"}))
+#: The exponential exit step of compartmental fields (:func:`companion.structured.exponential_exit_step`): keeps
+#: the total mass of the compartments and their non-negativity for every step size.
+EXPONENTIAL_EXIT = GeometricMethod("exponential_exit", "exponential exit step", 1, frozenset({"mass", "positivity"}))
 
 #: Every method by its key: the names accepted wherever a ``method`` (or ``tableau``) is asked for.
 METHODS: dict[str, ButcherTableau | GeometricMethod] = {
-    **TABLEAUS, **{m.key: m for m in (SYMPLECTIC_EULER, STORMER_VERLET, CAYLEY, EXP, ROTATION)}
+    **TABLEAUS, **{m.key: m for m in (SYMPLECTIC_EULER, STORMER_VERLET, CAYLEY, EXP, ROTATION, EXPONENTIAL_EXIT)}
 }
 Method = ButcherTableau | GeometricMethod
 #: Keys of the methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
@@ -792,7 +796,7 @@ def _rotation_step_unchecked(v: torch.Tensor, x: torch.Tensor, h: Step) -> torch
 #: Hamiltonians / shear splittings); the norm-exact steps keep the Euclidean norm.
 PROPERTY_METHODS: dict[str, tuple[str, ...]] = {
     prop: tuple(k for k, m in METHODS.items() if prop in m.preserves)
-    for prop in ("linear_invariants", "symplecticity", "volume", "norm")
+    for prop in ("linear_invariants", "symplecticity", "volume", "norm", "positivity")
 }
 
 

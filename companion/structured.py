@@ -28,7 +28,13 @@ from torch import nn
 
 from ._checks import check_even, check_positive_int, check_tensor
 from .fields import GradientField
-from .integrators import SYMPLECTIC_EULER, GeometricMethod, require_method, stormer_verlet_step, symplectic_euler_step
+from .integrators import (
+    SYMPLECTIC_EULER,
+    GeometricMethod,
+    _stormer_verlet_step_unchecked,
+    _symplectic_euler_step_unchecked,
+    require_method,
+)
 from .layers import StepSize
 from .structured_mass import MassLift, MassPreservingLayer, MassProjection, mass_preserving_network
 from .structured_positive import (
@@ -117,8 +123,13 @@ class SymplecticLayer(StepSize, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         q, p = x.chunk(2, dim=-1)
-        step = symplectic_euler_step if self.method is SYMPLECTIC_EULER else stormer_verlet_step  # restorable method
-        q, p = step(self.kinetic, self.potential, q, p, self.h)
+        # The method is read at call time (restorable by load_state_dict); the unchecked steps read no tensor value,
+        # so a learned step costs no device synchronisation and torch.func/compile see no data-dependent branch.
+        if self.method is SYMPLECTIC_EULER:
+            step = _symplectic_euler_step_unchecked
+        else:
+            step = _stormer_verlet_step_unchecked
+        q, p = step(self.kinetic, self.potential, q, p, self._sub_step(x, 1))
         return torch.cat([q, p], dim=-1)
 
     def extra_repr(self) -> str:

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from ._checks import check_positive_int, check_tensor
 from .fields import _ActivationSetting
-from .integrators import GeometricMethod, get_method
+from .integrators import EXPONENTIAL_EXIT, GeometricMethod, get_method
 from .layers import StepSize
 from .structured_mass import _mass_network
 
@@ -37,8 +37,6 @@ __all__ = [
     "positive_mass_network",
 ]
 
-#: The exponential exit step (:func:`exponential_exit_step`): keeps the mass and non-negativity for every step.
-EXPONENTIAL_EXIT = GeometricMethod("exponential_exit", "exponential exit step", 1, frozenset({"mass", "positivity"}))
 
 
 def exponential_exit_step(rates: torch.Tensor, x: torch.Tensor, h: float | torch.Tensor) -> torch.Tensor:
@@ -154,9 +152,9 @@ class CompartmentalField(_ActivationSetting, nn.Module):
 
 
 def _require_exit(method: GeometricMethod | str) -> GeometricMethod:
-    if method is EXPONENTIAL_EXIT or method == EXPONENTIAL_EXIT.key:
-        return EXPONENTIAL_EXIT
     resolved = get_method(method)  # TypeError / ValueError for things that are not methods at all
+    if resolved is EXPONENTIAL_EXIT:
+        return resolved
     raise ValueError(
         f"the integrator {resolved.key!r} does not keep non-negativity for every step size (an explicit Euler step "
         f"makes x_i negative once h * (outflow rate of i) > 1); use {EXPONENTIAL_EXIT.key!r} "

@@ -4,13 +4,14 @@
 # recipe of book/recipes/ and the user-facing API tests (tests/test_user_api.py, run as a plain script: pytest is not
 # a dependency) from a directory outside the repository, so that nothing is imported from the working tree.
 # Usage: bash scripts/user_check.sh          KEEP=1 keeps the temporary folder; PYTHON=python3.11 picks the Python;
-#        LOWEST=1 installs the lowest versions that pyproject.toml allows (name>=X.Y becomes name==X.Y.*).
+#        LOWEST=1 installs the lowest versions that pyproject.toml allows (name>=X.Y becomes name==X.Y.*);
+#        TORCH=torch==X.Y.Z tests another torch (a CUDA build of several GB unless it is on local disk).
 # torch is pinned to the version of requirements.txt: on this project's machines pip takes that CPU build from local
 # disk, where an unpinned torch would download a CUDA build of several GB.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 python="${PYTHON:-python3}"
-torch_pin="$(grep -E '^torch==' "$here/requirements.txt")"
+torch_pin="${TORCH:-$(grep -E "^torch==" "$here/requirements.txt")}"
 work="$(mktemp -d /tmp/user-check-XXXXXX)"
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
 export PIP_DISABLE_PIP_VERSION_CHECK=1 MPLBACKEND=Agg
