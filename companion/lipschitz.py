@@ -67,7 +67,7 @@ class _GradientStep(FixedSettings):
         self.activation, self.negative_slope = activation, float(negative_slope)
 
     def _init_step(self, step: float, learn_step: bool) -> None:
-        step_tensor = torch.tensor(check_positive(step, "step"))
+        step_tensor = torch.tensor(check_positive(step, "h"))
         self.learn_step = bool(learn_step)
         if learn_step:
             self.raw_step = nn.Parameter(step_tensor)
@@ -102,8 +102,9 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
         State dimension; inputs have shape ``(batch, dim)``.
     hidden : int, optional
         Rows of :math:`A` (default ``dim``).
-    step : float
-        Initial :math:`h_\text{raw}`, > 0 (learned unless ``learn_step=False``).
+    h : float
+        Initial :math:`h_\text{raw}`, > 0 (learned unless ``learn_step=False``); the step used is
+        :meth:`step`, the smaller of :math:`\lvert h_\text{raw}\rvert` and :math:`2/\lVert A\rVert_2^2`.
     activation : {"relu", "leaky_relu", "tanh"}
         The monotone :math:`\sigma`.
     negative_slope : float
@@ -120,7 +121,7 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
     _sizes = ("dim", "hidden", "learn_step")
 
     def __init__(
-        self, dim: int, *, hidden: int | None = None, step: float = 1.0, activation: str = "relu",
+        self, dim: int, *, hidden: int | None = None, h: float = 1.0, activation: str = "relu",
         negative_slope: float = 0.01, learn_step: bool = True,
     ) -> None:
         super().__init__()
@@ -130,7 +131,7 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
         self.weight = nn.Parameter(torch.empty(self.hidden, dim))
         nn.init.orthogonal_(self.weight)
         self.bias = nn.Parameter(torch.zeros(self.hidden))
-        self._init_step(step, learn_step)
+        self._init_step(h, learn_step)
 
     def step(self) -> torch.Tensor:
         r"""The step used in ``forward``: :math:`\min(\lvert h_\text{raw}\rvert, 2/\lVert A\rVert_2^2)`."""
@@ -159,7 +160,7 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
         Odd kernel size.
     padding_mode : {"zeros", "circular"}
         Boundary handling of :math:`A` (and so of :math:`A^\top`).
-    step, activation, negative_slope, learn_step
+    h, activation, negative_slope, learn_step
         As in :class:`NonExpansiveLayer`.
 
     Raises
@@ -173,7 +174,7 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
 
     def __init__(
         self, channels: int, *, hidden_channels: int | None = None, kernel_size: int = 3,
-        padding_mode: str = "zeros", step: float = 1.0, activation: str = "relu", negative_slope: float = 0.01,
+        padding_mode: str = "zeros", h: float = 1.0, activation: str = "relu", negative_slope: float = 0.01,
         learn_step: bool = True,
     ) -> None:
         super().__init__()
@@ -186,7 +187,7 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
         scale = kernel_size * math.sqrt(channels)
         self.weight = nn.Parameter(torch.randn(hidden, channels, kernel_size, kernel_size) / scale)
         self.bias = nn.Parameter(torch.zeros(hidden))
-        self._init_step(step, learn_step)
+        self._init_step(h, learn_step)
 
     def _configure(self, *, padding_mode: str, activation: str, negative_slope: float) -> None:
         self.padding_mode = check_choice(padding_mode, "padding_mode", PADDING_MODES)

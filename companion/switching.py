@@ -26,7 +26,7 @@ from ._settings import FixedSettings
 __all__ = ["contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step", "SwitchingLayer"]
 
 
-def contractive_factor(step, *, slope: float = 0.5, sub_steps: int = 2):
+def contractive_factor(h, *, slope: float = 0.5, n_steps: int = 2):
     r"""Lipschitz bound :math:`\big(1 - 2a u + u^2\big)^{S/2}`, :math:`u = h_C/S`, of :math:`S` contractive sub-steps.
 
     Each sub-step :math:`y\mapsto y - uA^\top\Sigma(Ay+b)`, with :math:`A` orthogonal and :math:`\Sigma` of slopes
@@ -34,26 +34,26 @@ def contractive_factor(step, *, slope: float = 0.5, sub_steps: int = 2):
     :math:`\lVert\Delta y - uA^\top\Delta\Sigma\rVert^2 \le (1 - 2au + u^2)\lVert\Delta y\rVert^2`, because
     :math:`\langle\Delta\Sigma, A\Delta y\rangle\ge a\lVert\Delta y\rVert^2` and
     :math:`\lVert A^\top\Delta\Sigma\rVert\le\lVert\Delta y\rVert`. The bound is at most 1 exactly for
-    :math:`0\le h_C\le 2aS`. Works on floats and tensors (``step`` >= 0).
+    :math:`0\le h_C\le 2aS`. Works on floats and tensors (``h`` >= 0).
     """
-    u = step / sub_steps
-    return (1.0 - 2.0 * slope * u + u * u) ** (sub_steps / 2)
+    u = h / n_steps
+    return (1.0 - 2.0 * slope * u + u * u) ** (n_steps / 2)
 
 
-def switching_lipschitz_bound(h_contractive, h_expansive, *, slope: float = 0.5, sub_steps: int = 2):
+def switching_lipschitz_bound(h_contractive, h_expansive, *, slope: float = 0.5, n_steps: int = 2):
     r"""Bound :math:`(1+h_E)\,(1-2a h_C/S+h_C^2/S^2)^{S/2}` of an expansive step, then :math:`S` contractive sub-steps.
 
     The pair :math:`(h_C, h_E)` is admissible (the composition is 1-Lipschitz) when this is :math:`\le 1`.
     """
-    return (1.0 + h_expansive) * contractive_factor(h_contractive, slope=slope, sub_steps=sub_steps)
+    return (1.0 + h_expansive) * contractive_factor(h_contractive, slope=slope, n_steps=n_steps)
 
 
-def admissible_expansive_step(h_contractive, *, slope: float = 0.5, sub_steps: int = 2):
+def admissible_expansive_step(h_contractive, *, slope: float = 0.5, n_steps: int = 2):
     r"""The largest admissible :math:`h_E = 1/\text{contractive\_factor}(h_C) - 1` for a given :math:`h_C`.
 
     The upper edge of the admissible region; it is largest, :math:`1/(1-a^2)^{S/2} - 1`, at :math:`h_C = aS`.
     """
-    return 1.0 / contractive_factor(h_contractive, slope=slope, sub_steps=sub_steps) - 1.0
+    return 1.0 / contractive_factor(h_contractive, slope=slope, n_steps=n_steps) - 1.0
 
 
 def _orthogonal(raw: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ class SwitchingLayer(FixedSettings, nn.Module):
         Interval of :math:`h_C` (the paper's ``(0.11, 1.89)``), inside :math:`(0, 2aS]`.
     slope : float
         :math:`a\in(0, 1]`.
-    sub_steps : int
+    n_steps : int
         :math:`S`.
 
     Raises
@@ -89,15 +89,15 @@ class SwitchingLayer(FixedSettings, nn.Module):
     """
 
     _sizes = ("dim",)
-    _settings = ("contractive_range", "slope", "sub_steps")
+    _settings = ("contractive_range", "slope", "n_steps")
 
     def __init__(
         self, dim: int, *, contractive_range: tuple[float, float] = (0.11, 1.89), slope: float = 0.5,
-        sub_steps: int = 2,
+        n_steps: int = 2,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
-        self._configure(contractive_range=contractive_range, slope=slope, sub_steps=sub_steps)
+        self._configure(contractive_range=contractive_range, slope=slope, n_steps=n_steps)
         self.raw_contractive = nn.Parameter(torch.zeros(dim, dim))
         self.raw_expansive = nn.Parameter(torch.zeros(dim, dim))
         nn.init.normal_(self.raw_contractive, std=0.1 / math.sqrt(dim))
@@ -107,37 +107,37 @@ class SwitchingLayer(FixedSettings, nn.Module):
         self.raw_h_contractive = nn.Parameter(torch.tensor(1.0))
         self.raw_h_expansive = nn.Parameter(torch.tensor(0.05))
 
-    def _configure(self, *, contractive_range, slope, sub_steps) -> None:
-        sub_steps = check_positive_int(sub_steps, "sub_steps")
+    def _configure(self, *, contractive_range, slope, n_steps) -> None:
+        n_steps = check_positive_int(n_steps, "n_steps")
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 < slope <= 1:
             raise ValueError(f"slope must be a number in (0, 1], got {slope!r}.")
         if not (isinstance(contractive_range, (tuple, list)) and len(contractive_range) == 2):
             raise TypeError(f"contractive_range must be a pair (low, high), got {contractive_range!r}.")
         low, high = contractive_range
-        if not 0 < low < high <= 2 * slope * sub_steps:
+        if not 0 < low < high <= 2 * slope * n_steps:
             raise ValueError(
-                f"contractive_range must satisfy 0 < low < high <= 2 * slope * sub_steps = "
-                f"{2 * slope * sub_steps} (contractive factor <= 1), got {contractive_range}."
+                f"contractive_range must satisfy 0 < low < high <= 2 * slope * n_steps = "
+                f"{2 * slope * n_steps} (contractive factor <= 1), got {contractive_range}."
             )
-        self.contractive_range, self.slope, self.sub_steps = (float(low), float(high)), float(slope), sub_steps
+        self.contractive_range, self.slope, self.n_steps = (float(low), float(high)), float(slope), n_steps
 
     def steps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The admissible :math:`(h_C, h_E)` used in ``forward``."""
         h_c = self.raw_h_contractive.clamp(*self.contractive_range)
-        h_e_max = admissible_expansive_step(h_c, slope=self.slope, sub_steps=self.sub_steps)
+        h_e_max = admissible_expansive_step(h_c, slope=self.slope, n_steps=self.n_steps)
         return h_c, torch.minimum(self.raw_h_expansive.abs(), h_e_max)
 
     def lipschitz_bound(self) -> float:
         """The product bound at the current steps (<= 1)."""
         h_c, h_e = self.steps()
-        return float(switching_lipschitz_bound(h_c, h_e, slope=self.slope, sub_steps=self.sub_steps).detach())
+        return float(switching_lipschitz_bound(h_c, h_e, slope=self.slope, n_steps=self.n_steps).detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         h_c, h_e = self.steps()
         a_e, a_c = _orthogonal(self.raw_expansive), _orthogonal(self.raw_contractive)
         x = x + h_e * (F.leaky_relu(x @ a_e.T + self.bias_expansive, self.slope) @ a_e)
-        u = h_c / self.sub_steps
-        for _ in range(self.sub_steps):
+        u = h_c / self.n_steps
+        for _ in range(self.n_steps):
             x = x - u * (F.leaky_relu(x @ a_c.T + self.bias_contractive, self.slope) @ a_c)
         return x

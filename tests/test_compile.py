@@ -128,7 +128,7 @@ CASES = [
          dict(activation="tanh"), dict(activation="relu"), ("activation='tanh'",)),
     Case("NonExpansiveConvLayer", lambda **kw: C.NonExpansiveConvLayer(2, **kw),
          dict(padding_mode="circular"), dict(padding_mode="zeros"), ("padding_mode='circular'",), inputs=images),
-    Case("SwitchingLayer", lambda **kw: C.SwitchingLayer(4, **kw), dict(sub_steps=2), dict(sub_steps=3), ("sub_steps=2",)),
+    Case("SwitchingLayer", lambda **kw: C.SwitchingLayer(4, **kw), dict(n_steps=2), dict(n_steps=3), ("n_steps=2",)),
     Case("lipschitz_classifier", lambda **kw: C.lipschitz_classifier(6, 3, width=4, depth=2, **kw),
          inputs=lambda: vectors(5, 6)),
     Case("lipschitz_classifier-switching",

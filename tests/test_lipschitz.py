@@ -76,7 +76,7 @@ def test_conv_layer_is_one_lipschitz_for_random_weights(seed, scale, mode):
 
 
 def test_step_condition_is_enforced_and_sharp():
-    layer = NonExpansiveLayer(3, step=50.0).to(D)
+    layer = NonExpansiveLayer(3, h=50.0).to(D)
     norm = float(dense_operator_norm(layer.weight.detach()))
     assert float(layer.step().detach()) == pytest.approx(2 / norm**2, rel=1e-12)
     # a linear layer (relu on a positive region) at h = 2/||A||^2 has an eigenvalue -1: the bound is sharp
@@ -157,8 +157,8 @@ def test_validation_errors():
         NonExpansiveLayer(3, activation="sigmoid")
     with pytest.raises(ValueError, match="negative_slope"):
         NonExpansiveLayer(3, activation="leaky_relu", negative_slope=2.0)
-    with pytest.raises(ValueError, match="step"):
-        NonExpansiveLayer(3, step=0.0)
+    with pytest.raises(ValueError, match="h must be a finite number > 0"):
+        NonExpansiveLayer(3, h=0.0)
     with pytest.raises(ValueError, match="last dimension 3"):
         NonExpansiveLayer(3)(torch.zeros(2, 4))
     with pytest.raises(ValueError, match="kernel_size must be odd"):
@@ -192,12 +192,12 @@ def test_admissible_region_edge():
 def _layers():
     """(name, factory, input shape) for every layer class of the module, with non-default settings."""
     return [
-        ("dense", lambda: NonExpansiveLayer(5, hidden=7, step=10.0, activation="leaky_relu", negative_slope=0.2),
+        ("dense", lambda: NonExpansiveLayer(5, hidden=7, h=10.0, activation="leaky_relu", negative_slope=0.2),
          (6, 5)),
-        ("dense-fixed-step", lambda: NonExpansiveLayer(5, step=0.3, activation="tanh", learn_step=False), (6, 5)),
-        ("conv", lambda: NonExpansiveConvLayer(2, hidden_channels=3, step=10.0), (3, 2, 5, 5)),
+        ("dense-fixed-step", lambda: NonExpansiveLayer(5, h=0.3, activation="tanh", learn_step=False), (6, 5)),
+        ("conv", lambda: NonExpansiveConvLayer(2, hidden_channels=3, h=10.0), (3, 2, 5, 5)),
         ("conv-circular", lambda: NonExpansiveConvLayer(2, padding_mode="circular", activation="tanh"), (3, 2, 5, 5)),
-        ("switching", lambda: SwitchingLayer(4, contractive_range=(0.2, 1.5), slope=0.4, sub_steps=3), (6, 4)),
+        ("switching", lambda: SwitchingLayer(4, contractive_range=(0.2, 1.5), slope=0.4, n_steps=3), (6, 4)),
         ("normalized-linear", lambda: NormalizedLinear(4, 3), (6, 4)),
         ("standardize", lambda: Standardize(0.5, 0.25), (6, 4)),
         ("classifier", lambda: companion.lipschitz_classifier(6, 3, width=5, depth=2, kind="switching"), (6, 6)),
@@ -235,8 +235,8 @@ def _compiled_agrees(layer: nn.Module, x: torch.Tensor) -> None:
 def test_inductor_agrees_with_eager_on_a_chain_of_dense_layers():
     torch.manual_seed(3)
     chain = nn.Sequential(
-        Standardize(0.3, 0.4), NormalizedLinear(6, 5), NonExpansiveLayer(5, hidden=7, step=10.0),
-        SwitchingLayer(5, slope=0.4, sub_steps=3), NonExpansiveLayer(5, activation="tanh"), NormalizedLinear(5, 3),
+        Standardize(0.3, 0.4), NormalizedLinear(6, 5), NonExpansiveLayer(5, hidden=7, h=10.0),
+        SwitchingLayer(5, slope=0.4, n_steps=3), NonExpansiveLayer(5, activation="tanh"), NormalizedLinear(5, 3),
     )
     _compiled_agrees(_randomize(chain, 3, 0.7), torch.randn(8, 6, generator=torch.Generator().manual_seed(4)))
 
@@ -244,7 +244,7 @@ def test_inductor_agrees_with_eager_on_a_chain_of_dense_layers():
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["zeros", "circular"])
 def test_inductor_agrees_with_eager_on_the_conv_layer(mode):
-    layer = _randomize(NonExpansiveConvLayer(2, hidden_channels=3, padding_mode=mode, step=10.0), 5, 0.7)
+    layer = _randomize(NonExpansiveConvLayer(2, hidden_channels=3, padding_mode=mode, h=10.0), 5, 0.7)
     _compiled_agrees(layer, torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(6)))
 
 
@@ -281,15 +281,15 @@ def _default_like(module: nn.Module) -> nn.Module:
 def test_repr_shows_fixed_settings():
     assert "activation='tanh'" in repr(NonExpansiveLayer(3, activation="tanh"))
     assert "padding_mode='circular'" in repr(NonExpansiveConvLayer(2, padding_mode="circular"))
-    text = repr(SwitchingLayer(3, contractive_range=(0.2, 1.5), slope=0.4, sub_steps=3))
-    assert "contractive_range=(0.2, 1.5)" in text and "slope=0.4" in text and "sub_steps=3" in text
+    text = repr(SwitchingLayer(3, contractive_range=(0.2, 1.5), slope=0.4, n_steps=3))
+    assert "contractive_range=(0.2, 1.5)" in text and "slope=0.4" in text and "n_steps=3" in text
     assert "mean=0.5, std=0.25" in repr(Standardize(0.5, 0.25))
 
 
 def test_loading_invalid_settings_is_refused():
     layer = SwitchingLayer(3)
     state = layer.state_dict()
-    state["_extra_state"] = {"contractive_range": (0.5, 3.0), "slope": 0.5, "sub_steps": 2}
+    state["_extra_state"] = {"contractive_range": (0.5, 3.0), "slope": 0.5, "n_steps": 2}
     with pytest.raises(ValueError, match="contractive_range"):
         layer.load_state_dict(state)
     state["_extra_state"] = {"slope": 0.5}
