@@ -16,6 +16,7 @@ in :mod:`companion.pde_data`.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -23,11 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
+from ._settings import FixedSettings
 
 __all__ = [
-    "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "rhs", "check_time_step",
-    "ConvRHS", "exact_cnn", "MethodOfLinesNetwork", "method_of_lines", "rollout", "unrolled_loss",
-    "rollout_metrics", "impulse_response",
+    "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "check_order", "check_velocity", "rhs",
+    "check_time_step", "ConvRHS", "exact_cnn", "MethodOfLinesNetwork", "method_of_lines", "rollout",
+    "unrolled_loss", "rollout_metrics", "impulse_response",
 ]
 
 BOUNDARIES = ("periodic", "dirichlet")
@@ -50,6 +52,24 @@ def check_grid(U, name: str = "U") -> torch.Tensor:
     if U.shape[-1] < 3:
         raise ValueError(f"{name} must have at least 3x3 pixels, got {tuple(U.shape[-2:])}.")
     return U
+
+
+def check_order(order) -> int:
+    """Check that ``order`` is 2 or 4 (the orders of the stencils of :func:`stencil`) and return it."""
+    if isinstance(order, bool) or order not in (2, 4):
+        raise ValueError(f"order must be 2 or 4 (the stencils provided), got {order!r}.")
+    return int(order)
+
+
+def check_velocity(velocity) -> tuple[float, float]:
+    """Check that ``velocity`` is two finite numbers :math:`(c_1, c_2)` and return them as floats."""
+    if isinstance(velocity, (str, bytes, torch.Tensor)) or not isinstance(velocity, Sequence):
+        raise TypeError(f"velocity must be a pair of numbers (c1, c2), got {velocity!r}.")
+    values = tuple(velocity)
+    ok = len(values) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in values)
+    if not ok or not all(math.isfinite(c) for c in values):
+        raise ValueError(f"velocity must be two finite numbers (c1, c2), got {velocity!r}.")
+    return float(values[0]), float(values[1])
 
 
 def stencil(name: str, *, h: float = 1.0, order: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -79,8 +99,7 @@ def stencil(name: str, *, h: float = 1.0, order: int = 2, dtype: torch.dtype = t
         On an unknown name or order, or a non-positive ``h``.
     """
     check_choice(name, "stencil", _STENCILS)
-    if order not in (2, 4):
-        raise ValueError(f"order must be 2 or 4, got {order!r}.")
+    check_order(order)
     h = check_positive(h, "h")
     if order == 2:
         first = torch.tensor([-0.5, 0.0, 0.5], dtype=dtype) / h
@@ -139,11 +158,15 @@ def rhs(
     Raises
     ------
     TypeError, ValueError
-        On an unknown equation or boundary, a non-grid ``U``, or a non-positive ``h`` or ``alpha``.
+        On an unknown equation or boundary, a non-grid ``U``, a non-positive ``h`` or ``alpha``, an order other
+        than 2 or 4, or a velocity that is not two finite numbers.
     """
     check_choice(equation, "equation", EQUATIONS)
     check_grid(U)
     check_positive(alpha, "alpha")
+    check_positive(h, "h")
+    check_order(order)
+    velocity = check_velocity(velocity)
     kw = dict(h=h, order=order, dtype=U.dtype)
     if equation in ("heat", "fisher"):
         out = alpha * apply_stencil(U, stencil("laplacian", **kw), boundary=boundary)
@@ -151,8 +174,7 @@ def rhs(
     dx = apply_stencil(U, stencil("dx", **kw), boundary=boundary)
     dy = apply_stencil(U, stencil("dy", **kw), boundary=boundary)
     if equation == "advection":
-        c1, c2 = (float(c) for c in velocity)
-        return c1 * dx + c2 * dy
+        return velocity[0] * dx + velocity[1] * dy
     return dx + U * dy
 
 
@@ -170,15 +192,20 @@ def check_time_step(
     Raises
     ------
     ValueError
-        If the step violates the limit (the message says which substeps would be stable).
+        If the step violates the limit (the message says which substeps would be stable), on an unknown
+        equation, an order other than 2 or 4, a non-positive ``dt``, ``h``, ``alpha`` or ``substeps``, or a
+        velocity that is not two finite numbers.
     """
     check_choice(equation, "equation", EQUATIONS)
     dt, h = check_positive(dt, "dt"), check_positive(h, "h")
+    check_positive(alpha, "alpha")
     check_positive_int(substeps, "substeps")
+    check_order(order)
+    velocity = check_velocity(velocity)
     if equation in ("heat", "fisher"):
         number, limit, what = alpha * dt / substeps / h**2, (0.25 if order == 2 else 3 / 16), "alpha*dt/(n*h^2)"
     else:
-        speed = max(abs(float(c)) for c in velocity) if equation == "advection" else 1.0
+        speed = max(abs(c) for c in velocity) if equation == "advection" else 1.0
         number, limit, what = speed * dt / substeps / h, 1.0, "|c|*dt/(n*h)"
     if number > limit * (1 + 1e-12):
         need = int(-(-number * substeps // limit))
@@ -189,12 +216,29 @@ def check_time_step(
     return number
 
 
-class ConvRHS(nn.Module):
+def _kernel_symbol(weight: torch.Tensor, size: int) -> torch.Tensor:
+    """Fourier symbol of a cross-correlation kernel ``(out, in, k, k)`` on the ``size x size`` torus."""
+    k, mid = weight.shape[-1], weight.shape[-1] // 2
+    full = F.pad(weight, (0, size - k, 0, size - k))
+    full = torch.roll(full, shifts=(-mid, -mid), dims=(-2, -1))
+    return torch.conj(torch.fft.rfft2(full))
+
+
+def _circular_correlation_fft(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv2d`` of the circularly padded ``x`` (``(n, in, d, d)``) with ``weight``, computed by FFT."""
+    size = x.shape[-1]
+    product = torch.fft.rfft2(x)[:, None] * _kernel_symbol(weight, size)[None]  # (n, out, in, d, d//2+1)
+    out = torch.fft.irfft2(product.sum(2), s=(size, size))
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+class ConvRHS(FixedSettings, nn.Module):
     r"""Two-layer CNN :math:`F_\theta(U) = s\,\big(\mathcal B\star\sigma(\mathcal A\star U + a) + b\big)`.
 
     With ``kernel_size=5``: ``ConvRHS(2, activation="relu", output_bias=False)`` has 102 parameters (the heat
     and advection network of the paper), ``ConvRHS(10, activation="relu2")`` has 511 (Fisher). The fixed
-    ``scale`` :math:`s` (a buffer, e.g. :math:`\alpha/h^2`) keeps the trainable weights of order one.
+    ``scale`` :math:`s` (e.g. :math:`\alpha/h^2`) keeps the trainable weights of order one; since it depends on
+    the grid spacing, pass ``grid_size`` and the field refuses grids of any other size.
 
     Parameters
     ----------
@@ -207,43 +251,91 @@ class ConvRHS(nn.Module):
     output_bias : bool
         Whether the second convolution has a bias :math:`b`.
     boundary : {"periodic", "dirichlet"}
-        Padding of both convolutions.
+        Padding of both convolutions (circular or zero).
     scale : float
         Fixed output factor :math:`s > 0`.
+    grid_size : int, optional
+        The grid size :math:`d` the field is built for (``scale`` is usually :math:`\alpha d^2` or :math:`d`);
+        ``None`` accepts any size.
+    fft : bool
+        Evaluate the circular convolutions by FFT (periodic boundary only): the same function to rounding,
+        several times faster on a CPU in float64.
+
+    Shapes: ``(d, d)`` or ``(batch, d, d)`` in, the same shape out.
 
     Raises
     ------
     ValueError
-        On an even kernel size, an unknown activation or boundary, or a mismatched activation list.
+        On an even kernel size, an unknown activation or boundary, a mismatched activation list, ``fft`` with a
+        Dirichlet boundary, or (at the call) a grid that is not square or not of size ``grid_size``.
+
+    References
+    ----------
+    E. Celledoni, J. Jackaman, D. Murari, B. Owren, *Predictions based on pixel data: insights from PDEs and
+    finite differences*, J. Comput. Phys. (2025), arXiv:2305.00723.
     """
+
+    _settings = ("activations", "boundary", "scale", "grid_size", "fft")
+    _sizes = ("hidden", "kernel_size")
 
     def __init__(
         self, hidden: int, *, activation: str | Sequence[str] = "relu", kernel_size: int = 5,
-        output_bias: bool = True, boundary: str = "periodic", scale: float = 1.0,
+        output_bias: bool = True, boundary: str = "periodic", scale: float = 1.0, grid_size: int | None = None,
+        fft: bool = False,
     ) -> None:
         super().__init__()
         check_positive_int(hidden, "hidden")
         check_positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (centred stencils), got {kernel_size}.")
-        check_choice(boundary, "boundary", BOUNDARIES)
-        acts = [activation] * hidden if isinstance(activation, str) else list(activation)
-        if len(acts) != hidden:
-            raise ValueError(f"activation must name one activation per channel ({hidden}), got {len(acts)}.")
-        for a in acts:
-            check_choice(a, "activation", _ACTIVATIONS)
-        self.boundary, self.activations = boundary, tuple(acts)
+        self.hidden, self.kernel_size = hidden, kernel_size
+        acts = (activation,) * hidden if isinstance(activation, str) else tuple(activation)
         self.first = nn.Conv2d(1, hidden, kernel_size, bias=True)
         self.second = nn.Conv2d(hidden, 1, kernel_size, bias=output_bias)
+        self.register_buffer("power", torch.ones(1, hidden, 1, 1), persistent=False)
+        self._configure(activations=acts, boundary=boundary, scale=scale, grid_size=grid_size, fft=fft)
+
+    def _configure(self, *, activations, boundary: str, scale: float, grid_size: int | None, fft: bool) -> None:
+        acts = tuple(activations)
+        if len(acts) != self.hidden:
+            raise ValueError(f"activation must name one activation per channel ({self.hidden}), got {len(acts)}.")
+        for a in acts:
+            check_choice(a, "activation", _ACTIVATIONS)
+        check_choice(boundary, "boundary", BOUNDARIES)
+        if grid_size is not None and (check_positive_int(grid_size, "grid_size") < self.kernel_size):
+            raise ValueError(f"grid_size must be at least kernel_size={self.kernel_size}, got {grid_size}.")
+        if not isinstance(fft, bool):
+            raise TypeError(f"fft must be True or False, got {fft!r}.")
+        if fft and boundary != "periodic":
+            raise ValueError("fft=True evaluates circular convolutions: it needs boundary='periodic'.")
+        self.activations, self.boundary, self.grid_size, self.fft = acts, boundary, grid_size, fft
         self.scale = check_positive(scale, "scale")
-        self.register_buffer("power", torch.tensor([_ACTIVATIONS[a] for a in acts]).view(1, -1, 1, 1))
+        power = torch.tensor([_ACTIVATIONS[a] for a in acts], dtype=self.power.dtype, device=self.power.device)
+        self.power = power.view(1, -1, 1, 1)
+
+    def _check_input(self, U: torch.Tensor) -> None:
+        if U.ndim not in (2, 3) or U.shape[-1] != U.shape[-2]:
+            raise ValueError(f"ConvRHS takes a grid (d, d) or a batch (batch, d, d), got shape {tuple(U.shape)}.")
+        if self.grid_size is not None and U.shape[-1] != self.grid_size:
+            raise ValueError(
+                f"this field was built for a {self.grid_size}x{self.grid_size} grid (its scale depends on the grid "
+                f"spacing), got a {U.shape[-1]}x{U.shape[-1]} grid; build a network for that size, e.g. "
+                f"make_network(..., size={U.shape[-1]})."
+            )
 
     def forward(self, U: torch.Tensor) -> torch.Tensor:
+        self._check_input(U)
         x = U.reshape(-1, 1, *U.shape[-2:])
-        width = self.first.kernel_size[0] // 2
-        z = torch.relu(self.first(_pad(x, width, self.boundary)))
-        z = torch.where(self.power == 2, z * z, z)
-        return (self.scale * self.second(_pad(z, width, self.boundary))).reshape(U.shape)
+        if self.fft:
+            z = torch.relu(_circular_correlation_fft(x, self.first.weight, self.first.bias))
+            z = torch.where(self.power == 2, z * z, z)
+            out = _circular_correlation_fft(z, self.second.weight, self.second.bias)
+        else:
+            width = self.kernel_size // 2
+            z = torch.relu(self.first(_pad(x, width, self.boundary)))
+            z = torch.where(self.power == 2, z * z, z)
+            out = self.second(_pad(z, width, self.boundary))
+        return (self.scale * out).reshape(U.shape)
 
 
 def _embed(kernel: torch.Tensor, size: int) -> torch.Tensor:
@@ -258,7 +350,7 @@ def _embed(kernel: torch.Tensor, size: int) -> torch.Tensor:
 def exact_cnn(
     equation: str, *, h: float, alpha: float = 0.01, velocity: Sequence[float] = (1.0, 1.0), kernel_size: int = 5,
     hidden: int | None = None, boundary: str = "periodic", order: int = 2, scale: float = 1.0,
-    dtype: torch.dtype = torch.float64,
+    grid_size: int | None = None, dtype: torch.dtype = torch.float64,
 ) -> ConvRHS:
     r"""A :class:`ConvRHS` whose hand-set weights reproduce :func:`rhs` exactly (up to rounding).
 
@@ -266,9 +358,9 @@ def exact_cnn(
     :math:`u^2 = \sigma_2(u) + \sigma_2(-u)`, :math:`2ab = (a+b)^2 - a^2 - b^2` and, with biases,
     :math:`x = \tfrac12[\sigma_2(x+1)+\sigma_2(-x-1)-\sigma_2(x)-\sigma_2(-x)-1]`.
     Heat and advection use 2 ReLU channels (102 parameters), Fisher 6 ReLU² channels (of 10 by default: 511
-    parameters),
-    Burgers 2 ReLU + 6 ReLU² channels. Each channel is then rescaled (:math:`\sigma_p(x/\gamma)=\sigma_p(x)/\gamma^p`)
-    so both layers have weights of similar size; this changes nothing but rounding.
+    parameters), Burgers 2 ReLU + 6 ReLU² channels. Each channel is then rescaled
+    (:math:`\sigma_p(x/\gamma)=\sigma_p(x)/\gamma^p`) so both layers have weights of similar size; this changes
+    nothing but rounding. ``grid_size`` is passed on to :class:`ConvRHS` (the stencils depend on ``h``).
 
     Returns
     -------
@@ -277,8 +369,9 @@ def exact_cnn(
 
     Raises
     ------
-    ValueError
-        On an unknown equation or boundary, or too few channels or too small a kernel.
+    TypeError, ValueError
+        On an unknown equation or boundary, a non-positive ``h``, ``alpha`` or ``scale``, an order other than
+        2 or 4, a velocity that is not two finite numbers, or too few channels or too small a kernel.
 
     References
     ----------
@@ -286,6 +379,10 @@ def exact_cnn(
     finite differences*, J. Comput. Phys. (2025), arXiv:2305.00723.
     """
     check_choice(equation, "equation", EQUATIONS)
+    check_positive(h, "h")
+    check_positive(scale, "scale")
+    check_order(order)
+    velocity = check_velocity(velocity)
     kw = dict(h=h, order=order, dtype=dtype)
     size = order + 1
     delta = torch.zeros(size, size, dtype=dtype)
@@ -294,7 +391,7 @@ def exact_cnn(
         if equation == "heat":
             lin = check_positive(alpha, "alpha") * stencil("laplacian", **kw)
         else:
-            lin = float(velocity[0]) * stencil("dx", **kw) + float(velocity[1]) * stencil("dy", **kw)
+            lin = velocity[0] * stencil("dx", **kw) + velocity[1] * stencil("dy", **kw)
         rows = [(lin, 0.0, 1.0), (-lin, 0.0, -1.0)]
         acts, out_bias = ["relu", "relu"], None
     elif equation == "fisher":
@@ -312,7 +409,7 @@ def exact_cnn(
         raise ValueError(f"the exact CNN for {equation} needs hidden >= {len(rows)}, got {hidden}.")
     acts += ["relu2" if equation == "fisher" else "relu"] * (hidden - len(rows))
     net = ConvRHS(hidden, activation=acts, kernel_size=kernel_size, output_bias=out_bias is not None,
-                  boundary=boundary, scale=scale).to(dtype)
+                  boundary=boundary, scale=scale, grid_size=grid_size).to(dtype)
     mid = kernel_size // 2
     with torch.no_grad():
         for p in net.parameters():
@@ -329,7 +426,7 @@ def exact_cnn(
     return net
 
 
-class MethodOfLinesNetwork(nn.Module):
+class MethodOfLinesNetwork(FixedSettings, nn.Module):
     r"""The ResNet :math:`\Psi(U) = (\mathrm{id} + \tfrac{\delta t}{n}F)^{\circ n}(U)`: ``substeps`` Euler steps.
 
     With ``projected=True`` each sub-step is the norm-preserving projected Euler step
@@ -348,18 +445,27 @@ class MethodOfLinesNetwork(nn.Module):
     projected : bool
         Use projected Euler (for norm-preserving PDEs such as periodic linear advection).
 
+    Shapes: ``(d, d)`` or ``(batch, d, d)`` in, the same shape out.
+
     Raises
     ------
     TypeError, ValueError
-        On a non-callable field, a non-positive ``dt`` or ``substeps``.
+        On a non-callable field, a non-positive ``dt`` or ``substeps``, or a ``projected`` that is not a bool.
     """
+
+    _settings = ("dt", "substeps", "projected")
 
     def __init__(self, field: Callable, *, dt: float, substeps: int = 1, projected: bool = False) -> None:
         super().__init__()
         self.field = check_callable(field, "field")
+        self._configure(dt=dt, substeps=substeps, projected=projected)
+
+    def _configure(self, *, dt: float, substeps: int, projected: bool) -> None:
+        if not isinstance(projected, bool):
+            raise TypeError(f"projected must be True or False, got {projected!r}.")
         self.dt = check_positive(dt, "dt")
         self.substeps = check_positive_int(substeps, "substeps")
-        self.projected = bool(projected)
+        self.projected = projected
 
     def forward(self, U: torch.Tensor, reference_norm: torch.Tensor | None = None) -> torch.Tensor:
         """One step; ``reference_norm`` (shape ``(batch,)``, default ``||U||``) is the norm kept by projection."""
@@ -385,10 +491,14 @@ def method_of_lines(
 
     Raises
     ------
-    ValueError
-        On an unstable time step (:func:`check_time_step`), unknown equation or boundary.
+    TypeError, ValueError
+        On an unstable time step (:func:`check_time_step`), an unknown equation or boundary, an order other than
+        2 or 4, or a velocity that is not two finite numbers: all at construction, not at the first call.
     """
+    check_choice(equation, "equation", EQUATIONS)
     check_choice(boundary, "boundary", BOUNDARIES)
+    check_order(order)
+    velocity = check_velocity(velocity)
     check_time_step(equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=substeps, order=order)
 
     def field(U: torch.Tensor) -> torch.Tensor:

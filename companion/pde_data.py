@@ -15,7 +15,7 @@ import torch
 
 from ._checks import check_choice, check_positive, check_positive_int
 from .integrators import RK4, rk_step
-from .pde import EQUATIONS, check_grid, rhs, stencil, apply_stencil
+from .pde import EQUATIONS, apply_stencil, check_grid, check_velocity, rhs, stencil
 
 __all__ = [
     "grid_points", "initial_conditions", "default_time_step", "spectral_solution", "generate_trajectories",
@@ -56,8 +56,15 @@ def initial_conditions(
 
 
 def default_time_step(equation: str, *, size: int, alpha: float = 0.01) -> float:
-    r"""The paper's steps: :math:`\delta t = 0.24\,h^2/\alpha` (heat, Fisher) and :math:`\delta t = h` otherwise."""
+    r"""The paper's steps: :math:`\delta t = 0.24\,h^2/\alpha` (heat, Fisher) and :math:`\delta t = h` otherwise.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On an unknown equation, a non-positive size or alpha.
+    """
     check_choice(equation, "equation", EQUATIONS)
+    check_positive(alpha, "alpha")
     h = 1.0 / check_positive_int(size, "size")
     return 0.24 * h**2 / alpha if equation in ("heat", "fisher") else h
 
@@ -84,13 +91,15 @@ def spectral_solution(
     """
     check_choice(equation, "equation", ("heat", "fisher", "advection"))
     check_grid(U0, "U0")
+    check_positive(alpha, "alpha")
+    velocity = check_velocity(velocity)
     dt = check_positive(dt, "dt")
     check_positive_int(steps, "steps")
     check_positive_int(substeps, "substeps")
     U0 = U0 if U0.ndim == 3 else U0[None]
     kx, ky = _wavenumbers(U0.shape[-1], U0.dtype)
     if equation == "advection":
-        symbol = 1j * (float(velocity[0]) * kx + float(velocity[1]) * ky)
+        symbol = 1j * (velocity[0] * kx + velocity[1] * ky)
     else:
         symbol = -alpha * (kx**2 + ky**2)
     u_hat = torch.fft.fft2(U0)
@@ -123,8 +132,20 @@ def generate_trajectories(
     equation: str, *, trajectories: int, steps: int, size: int = 64, alpha: float = 0.01, dt: float | None = None,
     k_max: int = 3, velocity: Sequence[float] = (1.0, 1.0), seed: int = 0, dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """Spectral trajectories from :func:`initial_conditions` (offset 1 for advection): ``(trajectories, steps+1, d, d)``."""
-    dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else dt
+    """Spectral trajectories from :func:`initial_conditions` (offset 1 for advection): ``(trajectories, steps+1, d, d)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On an unknown equation (Burgers has no spectral solver here), a non-positive alpha, dt, size, count or
+        number of steps, or a velocity that is not two finite numbers: each with its own message.
+    """
+    check_choice(equation, "equation", ("heat", "fisher", "advection"))
+    check_positive(alpha, "alpha")
+    check_positive_int(trajectories, "trajectories")
+    check_positive_int(steps, "steps")
+    velocity = check_velocity(velocity)
+    dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
     U0 = initial_conditions(trajectories, size=size, k_max=k_max, offset=1.0 if equation == "advection" else 0.0,
                             seed=seed, dtype=torch.float64)
     out = spectral_solution(equation, U0, dt=dt, steps=steps, alpha=alpha, velocity=velocity)

@@ -1,5 +1,9 @@
-r"""Method-of-lines networks for heat and Fisher: construction, curriculum training with :func:`companion.training.fit`,
-and the small shipped weights (``companion/weights/*.pt``, made by ``scripts/train_pde.py``).
+r"""Method-of-lines networks for heat, Fisher and advection: construction, training and the shipped weights.
+
+Two trainers: :func:`train_network` (from :mod:`companion.pde_fitting`: Levenberg-Marquardt on local patches,
+the one that learns from PyTorch's random initialisation in minutes) and :func:`train_curriculum` (Adam on the
+unrolled loss through :func:`companion.training.fit`, the paper's recipe). The weights in
+``companion/weights/*.pt`` are made by ``scripts/train_pde.py`` (``make train-pde``).
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from typing import Any
 
 import torch
 
-from ._checks import check_choice, check_positive_int
+from ._checks import check_choice, check_positive, check_positive_int
 from .pde import ConvRHS, MethodOfLinesNetwork, exact_cnn, unrolled_loss
 from .pde_data import default_time_step
+from .pde_fitting import TrainingReport, train_network
 from .training import History, fit
 
-__all__ = ["ARCHITECTURES", "make_network", "train_curriculum", "save_network", "load_network", "pretrained_network"]
+__all__ = [
+    "ARCHITECTURES", "PRETRAINED", "make_network", "train_network", "TrainingReport", "train_curriculum",
+    "save_network", "load_network", "pretrained_network",
+]
 
 #: The paper's minimal networks: 102 parameters (heat, advection) and 511 (Fisher), 5x5 kernels.
 ARCHITECTURES = {
@@ -25,40 +33,77 @@ ARCHITECTURES = {
 }
 _INITS = ("random", "exact")
 
+#: The shipped weights (``companion/weights/{equation}_{variant}.pt``), by equation: ``random`` (trained from
+#: PyTorch's initialisation), ``exact`` (from the exact CNN with weight noise), ``noisy-data-1e-3`` and
+#: ``noisy-data-1e-2`` (data with Gaussian noise), ``injected`` (clean data, the authors' noise injection);
+#: advection: ``plain`` and ``projected`` Euler.
+PRETRAINED = {
+    "heat": ("random", "exact", "noisy-data-1e-3", "noisy-data-1e-2", "injected"),
+    "fisher": ("random", "exact", "noisy-data-1e-3", "noisy-data-1e-2", "injected"),
+    "advection": ("plain", "projected"),
+}
+
 
 def make_network(
     equation: str, *, size: int = 64, alpha: float = 0.01, dt: float | None = None, substeps: int = 3,
     init: str = "random", noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float32,
-    projected: bool = False,
+    projected: bool = False, velocity: tuple[float, float] = (1.0, 1.0), fft: bool = False,
 ) -> MethodOfLinesNetwork:
     r"""A :class:`~companion.pde.MethodOfLinesNetwork` with a :class:`~companion.pde.ConvRHS` of the paper's size.
 
     The field's fixed scale is :math:`\alpha/h^2` (heat, Fisher) or :math:`1/h` (advection), so trained kernels
-    are in the units of the stencils. ``init="random"`` is PyTorch's default initialisation (seeded);
+    are in the units of the stencils; the field is built for ``size x size`` grids and refuses others.
+    ``init="random"`` is PyTorch's default initialisation (seeded, the global generator left untouched);
     ``init="exact"`` starts from :func:`~companion.pde.exact_cnn` and adds Gaussian noise of relative size
     ``noise`` (times each tensor's largest entry) to every weight.
 
+    Parameters
+    ----------
+    equation : {"heat", "fisher", "advection"}
+        102 parameters for heat and advection, 511 for Fisher.
+    size : int
+        Grid size :math:`d` (:math:`h = 1/d`).
+    alpha : float
+        Diffusion coefficient (heat, Fisher; it sets the scale and the default step).
+    dt, substeps : float, int
+        Step of one call (default :func:`~companion.pde_data.default_time_step`) and Euler sub-steps.
+    init, noise, seed : str, float, int
+        Initialisation, weight noise for ``init="exact"``, seed.
+    dtype : torch.dtype
+        Parameter dtype.
+    projected : bool
+        Norm-preserving projected Euler sub-steps.
+    velocity : pair of float
+        Advection velocity of the exact CNN (``init="exact"``).
+    fft : bool
+        Evaluate the field's circular convolutions by FFT (see :class:`~companion.pde.ConvRHS`).
+
     Raises
     ------
-    ValueError
-        On an unknown equation or initialisation, or negative noise.
+    TypeError, ValueError
+        On an unknown equation or initialisation, negative noise, or a non-positive size, alpha or dt.
     """
     check_choice(equation, "equation", ARCHITECTURES)
     check_choice(init, "init", _INITS)
     check_positive_int(size, "size")
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}.")
+    check_positive(alpha, "alpha")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+        raise ValueError(f"noise must be a number >= 0, got {noise!r}.")
     h = 1.0 / size
-    dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else dt
+    dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
     scale = alpha / h**2 if equation in ("heat", "fisher") else 1.0 / h
     arch = ARCHITECTURES[equation]
-    generator = torch.Generator().manual_seed(seed)
     if init == "random":
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            field = ConvRHS(arch["hidden"], activation=arch["activation"], output_bias=arch["output_bias"], scale=scale)
+            field = ConvRHS(arch["hidden"], activation=arch["activation"], output_bias=arch["output_bias"],
+                            scale=scale, grid_size=size, fft=fft)
     else:
-        field = exact_cnn(equation, h=h, alpha=alpha, hidden=arch["hidden"], scale=scale)
+        field = exact_cnn(equation, h=h, alpha=alpha, velocity=velocity, hidden=arch["hidden"], scale=scale,
+                          grid_size=size)
+        field._configure(activations=field.activations, boundary=field.boundary, scale=field.scale,
+                         grid_size=size, fft=fft)
+        generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for p in field.parameters():
                 p.add_(noise * p.abs().max() * torch.randn(p.shape, generator=generator, dtype=p.dtype))
@@ -69,8 +114,10 @@ def train_curriculum(
     model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, stages: tuple[int, ...] = (3, 4, 5), epochs: int = 10,
     lr: float = 5e-3, batch_size: int = 32, seed: int = 0, progress: bool = False,
 ) -> list[History]:
-    r"""Curriculum training (science.md 3.3): for each stage ``t`` in ``stages`` call :func:`companion.training.fit` with the
+    r"""The paper's recipe: for each stage ``t`` in ``stages`` call :func:`companion.training.fit` with the
     unrolled loss over the first ``t`` steps, Adam with cosine decay from ``lr / 2**stage_index``.
+
+    First-order and slow from a random start (thousands of steps); :func:`train_network` is the fast trainer.
 
     Parameters
     ----------
@@ -95,33 +142,56 @@ def train_curriculum(
 
 def save_network(path: str | Path, model: MethodOfLinesNetwork, *, equation: str, size: int, alpha: float,
                  metadata: dict[str, Any] | None = None) -> None:
-    """Save the field's weights with what is needed to rebuild the network, and free-form ``metadata``."""
-    config = dict(equation=equation, size=size, alpha=alpha, dt=model.dt, substeps=model.substeps)
-    state = {k: v.detach().cpu().clone() for k, v in model.field.state_dict().items()}
+    """Save the field's weights and settings with what is needed to rebuild the network, and ``metadata``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a model that is not a :class:`~companion.pde.MethodOfLinesNetwork` with a
+        :class:`~companion.pde.ConvRHS` field, or an unknown equation.
+    """
+    if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
+        raise TypeError(f"model must be a MethodOfLinesNetwork with a ConvRHS field, got {type(model).__name__}.")
+    check_choice(equation, "equation", ARCHITECTURES)
+    config = dict(equation=equation, size=size, alpha=alpha, dt=model.dt, substeps=model.substeps,
+                  projected=model.projected)
+    state = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)
+             for k, v in model.field.state_dict().items()}
     torch.save({"config": config, "state_dict": state, "metadata": metadata or {}}, path)
 
 
-def load_network(path: str | Path, *, dtype: torch.dtype = torch.float32) -> tuple[MethodOfLinesNetwork, dict]:
-    """Rebuild a network saved by :func:`save_network`; returns ``(network, metadata)``."""
+def load_network(path: str | Path, *, dtype: torch.dtype = torch.float32,
+                 fft: bool = False) -> tuple[MethodOfLinesNetwork, dict]:
+    """Rebuild a network saved by :func:`save_network`; returns ``(network, metadata)`` (the metadata include
+    the configuration: equation, size, alpha, dt, substeps, projected). ``fft=True`` evaluates the field's
+    circular convolutions by FFT (same numbers to rounding, faster on a CPU in float64)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     c = blob["config"]
     model = make_network(c["equation"], size=c["size"], alpha=c["alpha"], dt=c["dt"], substeps=c["substeps"],
-                         dtype=dtype)
-    model.field.load_state_dict({k: v.to(dtype) for k, v in blob["state_dict"].items()})
+                         projected=c.get("projected", False), dtype=dtype)
+    model.field.load_state_dict({k: (v.to(dtype) if isinstance(v, torch.Tensor) else v)
+                                 for k, v in blob["state_dict"].items()})
+    field = model.field
+    field._configure(activations=field.activations, boundary=field.boundary, scale=field.scale,
+                     grid_size=field.grid_size, fft=fft)
     return model, dict(blob["metadata"], **c)
 
 
-def pretrained_network(equation: str, *, init: str = "random", dtype: torch.dtype = torch.float32):
-    """The shipped weights ``companion/weights/{equation}_{init}.pt``; returns ``(network, metadata)``.
+def pretrained_network(equation: str, *, variant: str = "random", dtype: torch.dtype = torch.float32,
+                       fft: bool = False):
+    """The shipped weights ``companion/weights/{equation}_{variant}.pt``; returns ``(network, metadata)``.
+
+    The variants are listed in :data:`PRETRAINED`; the metadata record how each was trained (seed, data,
+    time, device) and what it measured on held-out initial conditions.
 
     Raises
     ------
     ValueError
-        On an unknown equation or initialisation; FileNotFoundError if the weights were not shipped.
+        On an unknown equation or variant; FileNotFoundError if the weights were not shipped.
     """
-    check_choice(equation, "equation", ("heat", "fisher"))
-    check_choice(init, "init", _INITS)
-    path = resources.files("companion") / "weights" / f"{equation}_{init}.pt"
+    check_choice(equation, "equation", PRETRAINED)
+    check_choice(variant, "variant", PRETRAINED[equation])
+    path = resources.files("companion") / "weights" / f"{equation}_{variant}.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"no shipped weights at {path}; run `python scripts/train_pde.py` to make them.")
-    return load_network(path, dtype=dtype)
+        raise FileNotFoundError(f"no shipped weights at {path}; run `make train-pde` to make them.")
+    return load_network(path, dtype=dtype, fft=fft)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from companion.pde_data import (
     spectral_solution,
     stencil_errors,
 )
-from companion.pde_training import load_network, make_network
+from companion.pde_training import load_network, make_network, pretrained_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [16, 32, 64]
@@ -211,16 +212,137 @@ def test_bad_input_errors():
         initial_conditions(2, k_min=3, k_max=2)
 
 
-def test_training_script_reduced_size(tmp_path):
+def run_script(*args: str) -> list[dict]:
     spec = importlib.util.spec_from_file_location("train_pde", ROOT / "scripts" / "train_pde.py")
     script = importlib.util.module_from_spec(spec)
+    sys.modules["train_pde"] = script  # dataclasses look their module up
     spec.loader.exec_module(script)
-    results = script.main(["--size", "16", "--k-max", "1", "--trajectories", "8", "--test-trajectories", "2",
-                           "--test-steps", "5", "--stages", "1", "2", "--epochs", "2", "--inits", "random", "exact",
-                           "--noise", "0.001", "--output", str(tmp_path)])
-    assert len(results) == 4
-    for r in results:
-        assert math.isfinite(r["relative_error_40"]) and r["train_seconds"] >= 0
-    model, meta = load_network(tmp_path / "heat_random.pt")
-    assert meta["equation"] == "heat" and meta["size"] == 16 and isinstance(model, MethodOfLinesNetwork)
+    return script.main(list(args))
+
+
+def test_training_script_reduced_size_reproduces_itself(tmp_path):
+    networks = ["heat_random", "fisher_random", "advection_projected", "heat_injected"]
+    first = run_script("--quick", "--device", "cpu", "--output", str(tmp_path / "a"), "--networks", *networks)
+    again = run_script("--quick", "--device", "cpu", "--output", str(tmp_path / "b"), "--networks", *networks[:2])
+    assert [r["name"] for r in first] == networks
+    for r in first:
+        assert math.isfinite(r["relative_error_40"]) and r["train_cpu_seconds"] >= 0 and r["threads"] >= 1
+        assert len(r["relative_errors"]) == r["test_steps"] + 1 and r["device"].startswith("cpu")
+    for a, b in zip(first, again):
+        assert f"{a['relative_error_40']:.2g}" == f"{b['relative_error_40']:.2g}"
+    model, meta = load_network(tmp_path / "a" / "advection_projected.pt")
+    assert meta["equation"] == "advection" and meta["size"] == 16 and model.projected
+    assert meta["seed"] == 7 and "load_average" in meta and meta["noise_levels"] == [1e-3, 1e-4, 1e-5]
     assert rollout(model, initial_conditions(1, size=16, dtype=torch.float32), 2).shape == (1, 3, 16, 16)
+    heat, meta = load_network(tmp_path / "a" / "heat_injected.pt", fft=True)
+    assert heat.field.fft and meta["injected_noise"] == 0.01 and meta["noise_damping"] == 1.0
+
+
+def test_a_network_refuses_a_grid_of_another_size():
+    net = make_network("heat", size=64)
+    with pytest.raises(ValueError, match="built for a 64x64 grid"):
+        net(torch.zeros(2, 32, 32))
+    path = ROOT / "companion" / "weights" / "heat_random.pt"
+    if path.is_file():
+        shipped, _ = pretrained_network("heat")
+        with pytest.raises(ValueError, match="built for a 64x64 grid"):
+            rollout(shipped, initial_conditions(1, size=32, dtype=torch.float32), 40)
+    assert make_network("heat", size=32)(torch.zeros(2, 32, 32)).shape == (2, 32, 32)
+
+
+def test_construction_validates_every_option():
+    with pytest.raises(ValueError, match="order must be 2 or 4"):
+        method_of_lines("heat", h=0.1, dt=0.01, order=3)
+    for velocity in ((1.0,), (1.0, float("nan")), (1.0, 2.0, 3.0)):
+        with pytest.raises(ValueError, match="velocity must be two finite numbers"):
+            method_of_lines("advection", h=0.1, dt=0.01, velocity=velocity)
+    with pytest.raises(TypeError, match="velocity must be a pair"):
+        method_of_lines("advection", h=0.1, dt=0.01, velocity="ab")
+    with pytest.raises(ValueError, match="unknown equation"):
+        method_of_lines("wave", h=0.1, dt=0.01)
+    with pytest.raises(ValueError, match="velocity"):
+        exact_cnn("advection", h=0.1, velocity=(1.0,))
+    with pytest.raises(ValueError, match="order must be 2 or 4"):
+        exact_cnn("heat", h=0.1, order=6)
+    with pytest.raises(ValueError, match="velocity"):
+        rhs("advection", torch.zeros(4, 4), h=0.1, velocity=(1.0,))
+    with pytest.raises(ValueError, match="^alpha must be a finite number > 0"):
+        generate_trajectories("heat", trajectories=2, steps=2, alpha=-1.0)
+    with pytest.raises(ValueError, match="^alpha"):
+        spectral_solution("heat", torch.zeros(4, 4), dt=0.1, steps=1, alpha=0.0)
+    with pytest.raises(ValueError, match="fft=True.*periodic"):
+        ConvRHS(2, boundary="dirichlet", fft=True)
+    with pytest.raises(ValueError, match="grid_size must be at least kernel_size"):
+        ConvRHS(2, grid_size=3)
+    with pytest.raises(TypeError, match="projected must be True or False"):
+        MethodOfLinesNetwork(ConvRHS(2), dt=0.1, projected="yes")
+    with pytest.raises(ValueError, match="takes a grid"):
+        ConvRHS(2)(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="unknown variant"):
+        pretrained_network("heat", variant="best")
+    with pytest.raises(ValueError, match="unknown init"):
+        make_network("heat", init="zeros")
+    with pytest.raises(ValueError, match="noise must be a number >= 0"):
+        make_network("heat", init="exact", noise=-1.0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "relu2"])
+def test_fft_evaluation_equals_the_convolution(activation):
+    torch.manual_seed(0)
+    direct = ConvRHS(3, activation=activation).double()
+    by_fft = ConvRHS(3, activation=activation, fft=True).double()
+    by_fft.load_state_dict(direct.state_dict(), strict=False)
+    by_fft._configure(activations=direct.activations, boundary="periodic", scale=1.0, grid_size=None, fft=True)
+    U = torch.randn(2, 12, 12, dtype=torch.float64)
+    with torch.no_grad():
+        assert float((by_fft(U) - direct(U)).abs().max() / direct(U).abs().max()) < 1e-13
+
+
+def test_loading_restores_the_fixed_settings():
+    saved = ConvRHS(2, scale=40.96, grid_size=16, activation=["relu", "relu2"])
+    other = ConvRHS(2, scale=1.0, boundary="dirichlet")
+    other.load_state_dict(saved.state_dict())
+    assert (other.scale, other.boundary, other.grid_size, other.activations) == (40.96, "periodic", 16,
+                                                                                  ("relu", "relu2"))
+    U = torch.randn(2, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(other(U), saved(U))
+    net = MethodOfLinesNetwork(saved, dt=0.1, substeps=3, projected=True)
+    copy = MethodOfLinesNetwork(ConvRHS(2), dt=1.0)
+    copy.load_state_dict(net.state_dict())
+    assert (copy.dt, copy.substeps, copy.projected) == (0.1, 3, True) and "substeps=3" in repr(copy)
+
+
+def test_pde_networks_under_torch_func():
+    torch.manual_seed(1)
+    for projected in (False, True):
+        model = MethodOfLinesNetwork(ConvRHS(2, activation="relu2", kernel_size=3).double(), dt=0.05, substeps=2,
+                                     projected=projected)
+        U = torch.randn(3, 6, 6, dtype=torch.float64) + 1.0
+
+        def single(V):
+            return model(V[None])[0]
+
+        jac = torch.func.vmap(torch.func.jacrev(single))(U)
+        reference = torch.autograd.functional.jacobian(single, U[1])
+        assert jac.shape == (3, 6, 6, 6, 6) and float((jac[1] - reference).abs().max()) < 1e-12
+
+
+def test_pde_networks_under_torch_compile():
+    # one compilation (tens of seconds on two cores): the projected step runs every operation of the plain one
+    torch.manual_seed(2)
+    torch._dynamo.reset()
+    for projected in (True,):
+        model = MethodOfLinesNetwork(ConvRHS(2, activation=["relu", "relu2"], grid_size=8), dt=0.05, substeps=2,
+                                     projected=projected)
+        U = torch.randn(4, 8, 8) + 1.0
+        eager = model(U)
+        eager.square().sum().backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        compiled = torch.compile(model, backend="inductor", fullgraph=True)
+        out = compiled(U)
+        out.square().sum().backward()
+        assert float((out - eager).abs().max() / eager.abs().max()) < 1e-5
+        for p, g in zip(model.parameters(), grads):
+            assert float((p.grad - g).abs().max() / (1 + g.abs().max())) < 1e-4
