@@ -1,7 +1,7 @@
 import torch
 from companion.presnov import decompose, skew_matrix
 
-def field(x):                                   # any autograd-differentiable (batch, dim) -> (batch, dim)
+def field(x):  # any autograd-differentiable map (batch, dim) -> (batch, dim)
     return torch.sin(x).roll(1, -1) + x**2
 
 x = torch.randn(100, 3, dtype=torch.float64)
