@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.authors import EXPERIMENTS, robustness, sir, swiss_roll  # noqa: E402
-from benchmarks.authors.common import Comparison, Measurement, format_rows, speedup  # noqa: E402
+from benchmarks.authors.common import Comparison, Measurement, format_rows, format_verdict, speedup  # noqa: E402
 
 EXPECTED_ROWS = {
     "SIR time-1 map, mass-preserving net": 3,          # metrics per row
@@ -115,3 +115,5 @@ def test_verdict_and_speedup_of_a_comparison() -> None:
                      lambda r: r.companion[0].metrics["test accuracy"] >= r.authors[0].metrics["test accuracy"])
     assert speedup(row) == pytest.approx(6.0)
     assert "| toy | test accuracy | 99.0 | 100.0 | 6.00 (6.00, 6.00) | 1.00 (1.00, 1.00) | 6.0x | yes |" in format_rows([row])
+    assert format_verdict([row]).startswith("Every row is at least 5 times faster")
+    assert "toy: 6.0x in wall-clock time" in format_verdict([row], target=8)

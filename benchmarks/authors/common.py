@@ -160,3 +160,18 @@ def format_details(rows: Sequence[Comparison]) -> str:
         params = f"{row.authors[0].parameters:,} / {row.companion[0].parameters:,}"
         lines.append(f"| {row.experiment} | {params} | {speedup(row, cpu=True):.1f}x | {row.tolerance} |")
     return "\n".join(lines)
+
+
+def format_verdict(rows: Sequence[Comparison], *, target: float = 5.0) -> str:
+    """One sentence per row that misses the target speed-up (wall clock) or the accuracy tolerance."""
+    misses = []
+    for row in rows:
+        wall, cpu = speedup(row), speedup(row, cpu=True)
+        if wall < target:
+            misses.append(f"{row.experiment}: {wall:.1f}x in wall-clock time ({cpu:.1f}x in CPU time)")
+        if not row.equal_or_better(row):
+            misses.append(f"{row.experiment}: accuracy outside the tolerance ({row.tolerance})")
+    if not misses:
+        return f"Every row is at least {target:g} times faster in wall-clock time at equal or better accuracy."
+    return (f"Rows short of {target:g} times faster at equal or better accuracy: " + "; ".join(misses) + ". "
+            "Every other row meets both.")

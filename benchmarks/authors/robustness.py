@@ -180,11 +180,16 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
 
     authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
     robust = f"PGD-{steps} accuracy, eps {EPSILON}"
+
+    def equal_or_better(row: Comparison) -> bool:
+        clean = median_metric(row.companion, "clean accuracy") >= median_metric(row.authors, "clean accuracy") - 0.01
+        return clean and median_metric(row.companion, robust) >= median_metric(row.authors, robust)
+
     return Comparison(
         experiment="digits, non-expansive net vs l2-PGD",
         metrics=["clean accuracy", robust], lower_is_better=[False, False],
         authors=authors_runs, companion=companion_runs,
-        tolerance="median clean accuracy at least the authors' minus 1 point and median robust accuracy at least the authors'",
-        equal_or_better=lambda row: median_metric(row.companion, "clean accuracy") >= median_metric(row.authors, "clean accuracy") - 0.01
-        and median_metric(row.companion, robust) >= median_metric(row.authors, robust),
+        tolerance="median clean accuracy at least the authors' minus 1 point, median robust accuracy at least the "
+                  "authors'",
+        equal_or_better=equal_or_better,
     )

@@ -53,9 +53,11 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     repeats = 5 if quick else 50
     torch.manual_seed(0)
     rows = []
-    x_sir, y_sir = torch.rand(64, 3, dtype=torch.float64, device=device), torch.rand(64, 3, dtype=torch.float64, device=device)
+    x_sir = torch.rand(64, 3, dtype=torch.float64, device=device)
+    y_sir = torch.rand(64, 3, dtype=torch.float64, device=device)
     authors_sir = sir.authors_network().to(device)
-    rows.append(_row("SIR, authors' network", authors_sir, lambda m: F.mse_loss(m(x_sir[:32]), y_sir[:32]), 32, 150 * 29, repeats))
+    rows.append(_row("SIR, authors' network", authors_sir, lambda m: F.mse_loss(m(x_sir[:32]), y_sir[:32]), 32,
+                     150 * 29, repeats))
     companion_sir = mass_preserving_network((*sir.WIDTHS, 3), layers_per_block=sir.LAYERS_PER_BLOCK, hidden=sir.HIDDEN,
                                             activation="relu").double().to(device)
     epochs, batch = sir.COMPANION_RECIPE["epochs"], sir.COMPANION_RECIPE["batch_size"]
@@ -64,9 +66,10 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     x, y = torch.randn(500, 4, device=device), torch.randint(0, 2, (500,), device=device)
     for kind, authors_class in (("ResNet", swiss_roll.AuthorsResNet), ("symplectic", swiss_roll.AuthorsHamiltonianNet)):
         model = authors_class().to(device)
-        rows.append(_row(f"Swiss roll {kind}, authors' network", model,
-                         lambda m: F.binary_cross_entropy_with_logits(m(x[:125]), y[:125].float()) + 1e-4 * m.h * m.smoothness(),
-                         125, 100 * 32, repeats))
+        def authors_loss(m):
+            return F.binary_cross_entropy_with_logits(m(x[:125]), y[:125].float()) + 1e-4 * m.h * m.smoothness()
+
+        rows.append(_row(f"Swiss roll {kind}, authors' network", model, authors_loss, 125, 100 * 32, repeats))
         network, recipe = swiss_roll.COMPANION[kind]
         model = swiss_roll.companion_network(kind, **network).to(device)
         rows.append(_row(f"Swiss roll {kind}, companion's network", model, lambda m: F.cross_entropy(m(x), y),
