@@ -249,3 +249,23 @@ def test_seed_everything() -> None:
     assert torch.equal(a, torch.rand(3))
     with pytest.raises(TypeError, match="seed must be an int"):
         C.seed_everything(1.5)
+
+
+def test_fit_uses_the_fused_adam_with_the_same_update_rule() -> None:
+    """fit's Adam is PyTorch's fused kernel on CPU; over 20 steps it follows the plain loop to float64 rounding."""
+    from companion.training import _make_optimizer
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3, dtype=torch.float64), torch.randn(64, 2, dtype=torch.float64)
+    models = [torch.nn.Linear(3, 2).double() for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    fused = _make_optimizer("adam", list(models[0].parameters()), lr=1e-2, weight_decay=1e-4)
+    plain = torch.optim.Adam(models[1].parameters(), lr=1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True
+    for _ in range(20):
+        for model, opt in zip(models, (fused, plain)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
