@@ -531,7 +531,8 @@ def rollout(model: Callable, U0: torch.Tensor, steps: int) -> torch.Tensor:
 
 def unrolled_loss(model: Callable, U0: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     r"""Unrolled loss :math:`\frac1T\sum_{j=1}^T \mathrm{MSE}(\Psi^j(U^0), U^j)` for ``targets`` of shape
-    ``(batch, T, d, d)``. Pass it to :func:`companion.training.fit` as ``loss=unrolled_loss`` with data ``(U0, targets)``."""
+    ``(batch, T, d, d)``. Pass it to :func:`companion.training.fit` as ``loss=unrolled_loss`` with data
+    ``(U0, targets)``."""
     extra = (U0.flatten(-2).norm(dim=-1),) if getattr(model, "projected", False) else ()
     U, total = U0, 0.0
     for j in range(targets.shape[1]):

@@ -132,7 +132,8 @@ def generate_trajectories(
     equation: str, *, trajectories: int, steps: int, size: int = 64, alpha: float = 0.01, dt: float | None = None,
     k_max: int = 3, velocity: Sequence[float] = (1.0, 1.0), seed: int = 0, dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """Spectral trajectories from :func:`initial_conditions` (offset 1 for advection): ``(trajectories, steps+1, d, d)``.
+    """Spectral trajectories from :func:`initial_conditions` (offset 1 for advection), shape
+    ``(trajectories, steps + 1, d, d)``.
 
     Raises
     ------

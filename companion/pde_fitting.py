@@ -4,23 +4,25 @@ A :class:`~companion.pde.MethodOfLinesNetwork` makes ``n`` Euler sub-steps of si
 field :math:`F_\theta` (a :class:`~companion.pde.ConvRHS`). :func:`train_network` fits :math:`F_\theta` to
 trajectories of frames :math:`U^0, U^1, \dots` (``(N, T + 1, d, d)``) in four moves:
 
-1. **Sub-step targets.** Interpolating each pixel's time series (Lagrange, 6 frames) gives
+1. **Sub-step targets.** Interpolating each pixel's time series (Lagrange, 6 or more frames) gives
    :math:`U(t_j + \delta t/n)`, and :math:`G^j = \tfrac{n}{\delta t}\,(U(t_j+\delta t/n) - U^j)` is what one
    Euler sub-step from :math:`U^j` must add. For a linear PDE a field with :math:`F_\theta(U^j) = G^j` makes the
    ``n`` sub-steps reproduce the data's step exactly: the target absorbs the Euler error.
 2. **Patches.** :math:`F_\theta(U)` at a pixel depends on :math:`U` only in a window of radius
    :math:`2\lfloor k/2\rfloor` (two :math:`k\times k` convolutions), so the fit splits into independent
-   residuals :math:`F_\theta(P_i) - G_i` on random patches: cheap, and with exact per-patch Jacobians.
+   residuals :math:`F_\theta(P_i) - G_i` on random patches: cheap, and with exact per-patch Jacobians
+   (targets and patches: :mod:`companion.pde_patches`).
 3. **Levenberg-Marquardt** on the stacked residuals in float64 (:func:`levenberg_marquardt`): the networks have
    102 and 511 parameters, few enough for Gauss-Newton steps.
 4. **Noise injection with continuation.** Smooth data never excite high frequencies, so a fit leaves the field's
    response there free, and a 40-step rollout can blow up though the training loss is :math:`10^{-12}`. Inputs
-   :math:`P_i + \sigma\eta_i` with unchanged targets pin that response (to "leave unseen frequencies alone");
-   :math:`\sigma` then decreases (:math:`10^{-3}, 10^{-4}, 10^{-5}`) to remove its bias.
+   :math:`P_i + \sigma\eta_i`, with targets asking the perturbation to shrink by a factor per step, pin that
+   response (damped, hence stable); :math:`\sigma` then decreases (:math:`10^{-3}, 10^{-4}, 10^{-5}`) to
+   remove its bias (of order :math:`\sigma^2`).
 
-Several draws of PyTorch's initialisation (``restarts``) each get a short first stage; the best is continued.
-After every stage the network is scored by its rollout error on validation trajectories held out from the
-training data, and the best stage is kept. Everything is seeded.
+Several draws of PyTorch's initialisation (``restarts``) each get a short first stage; the best three go
+through every stage. After every stage the network is scored by its rollout error on validation trajectories
+held out from the training data, and the best network met is kept. Everything is seeded.
 """
 
 from __future__ import annotations
@@ -30,144 +32,18 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
-from torch import nn
-from torch.func import functional_call, jacrev, jvp, vmap
-from torch.nn import functional as F
+from torch.func import jacrev, jvp, vmap
 
 from ._checks import check_positive, check_positive_int, check_tensor
 from .pde import ConvRHS, MethodOfLinesNetwork, rollout, rollout_metrics
+from .pde_patches import (INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches,
+                          substep_targets)
 
-__all__ = [
-    "TrainingReport", "substep_targets", "sample_patches", "patch_field", "levenberg_marquardt", "amplification",
-    "train_network",
-]
+__all__ = ["SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network"]
 
-#: Frames used by the time interpolation of :func:`substep_targets`.
-INTERPOLATION_POINTS = 6
-
-
-def _lagrange_weights(nodes: Sequence[int], x: float) -> list[float]:
-    weights = []
-    for i, xi in enumerate(nodes):
-        w = 1.0
-        for j, xj in enumerate(nodes):
-            if j != i:
-                w *= (x - xj) / (xi - xj)
-        weights.append(w)
-    return weights
-
-
-def _check_trajectories(trajectories: torch.Tensor, name: str = "trajectories", min_frames: int = 2) -> None:
-    check_tensor(trajectories, name, ndim=4)
-    if trajectories.shape[1] < min_frames or trajectories.shape[-1] != trajectories.shape[-2]:
-        raise ValueError(f"{name} must have shape (N, T + 1, d, d) with at least {min_frames} frames, "
-                         f"got {tuple(trajectories.shape)}.")
-
-
-def substep_targets(
-    trajectories: torch.Tensor, *, dt: float, substeps: int, points: int = INTERPOLATION_POINTS,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Inputs :math:`U^j` and sub-step targets :math:`G^j = \tfrac{n}{\delta t}(U(t_j + \delta t/n) - U^j)`.
-
-    :math:`U(t_j + \delta t/n)` is the Lagrange interpolant of ``points`` consecutive frames around
-    :math:`t_j` (shifted inwards at the ends), exact for polynomials of degree ``points - 1`` in time.
-
-    Parameters
-    ----------
-    trajectories : torch.Tensor
-        Frames ``(N, T + 1, d, d)`` at spacing ``dt``, ``T + 1 >= points``.
-    dt : float
-        Time between frames.
-    substeps : int
-        Number :math:`n` of Euler sub-steps per frame.
-    points : int
-        Frames per interpolant (at least 2).
-
-    Returns
-    -------
-    tuple of torch.Tensor
-        ``(inputs, targets)``, each ``(N * T, d, d)``, frame-major.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On trajectories that are not ``(N, T + 1, d, d)`` or have fewer than ``points`` frames, or on a
-        non-positive ``dt``, ``substeps`` or ``points < 2``.
-    """
-    dt = check_positive(dt, "dt")
-    check_positive_int(substeps, "substeps")
-    check_positive_int(points, "points")
-    if points < 2:
-        raise ValueError(f"points must be at least 2 (a linear interpolant), got {points}.")
-    _check_trajectories(trajectories, min_frames=points)
-    last = trajectories.shape[1] - 1
-    inputs, targets = [], []
-    for j in range(last):
-        start = min(max(j - (points - 1) // 2, 0), last + 1 - points)
-        nodes = list(range(start - j, start - j + points))
-        weights = _lagrange_weights(nodes, 1.0 / substeps)
-        later = sum(w * trajectories[:, j + o] for w, o in zip(weights, nodes))
-        inputs.append(trajectories[:, j])
-        targets.append((later - trajectories[:, j]) * (substeps / dt))
-    return torch.cat(inputs), torch.cat(targets)
-
-
-def sample_patches(
-    inputs: torch.Tensor, targets: torch.Tensor, *, count: int, radius: int, boundary: str = "periodic",
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` random patches ``(count, 2 radius + 1, 2 radius + 1)`` of ``inputs`` and the targets at their
-    centres ``(count,)``; periodic patches wrap around, Dirichlet patches see zeros outside the grid.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On grids of different shapes, a non-positive count or a negative radius.
-    """
-    check_tensor(inputs, "inputs", ndim=3)
-    check_tensor(targets, "targets", ndim=3)
-    if inputs.shape != targets.shape:
-        raise ValueError(f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and "
-                         f"{tuple(targets.shape)}.")
-    check_positive_int(count, "count")
-    if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
-        raise ValueError(f"radius must be an int >= 0, got {radius!r}.")
-    frames, size = inputs.shape[0], inputs.shape[-1]
-    which = torch.randint(0, frames, (count,), generator=generator).to(inputs.device)
-    row = torch.randint(0, size, (count,), generator=generator).to(inputs.device)
-    col = torch.randint(0, size, (count,), generator=generator).to(inputs.device)
-    mode = "circular" if boundary == "periodic" else "constant"
-    padded = F.pad(inputs[:, None], (radius,) * 4, mode=mode)[:, 0]
-    offsets = torch.arange(2 * radius + 1, device=inputs.device)
-    rows = row[:, None, None] + offsets[None, :, None]
-    cols = col[:, None, None] + offsets[None, None, :]
-    return padded[which[:, None, None], rows, cols], targets[which, row, col]
-
-
-def patch_field(field: ConvRHS, patches: torch.Tensor) -> torch.Tensor:
-    r""":math:`F_\theta` at the centre of each patch ``(count, 2r + 1, 2r + 1)``, :math:`r = 2\lfloor k/2\rfloor`:
-    the same numbers as ``field`` on the whole grid (valid convolutions instead of padding). Shape ``(count,)``.
-
-    Raises
-    ------
-    TypeError, ValueError
-        On a field that is not a :class:`~companion.pde.ConvRHS` or patches of the wrong size.
-    """
-    if not isinstance(field, ConvRHS):
-        raise TypeError(f"field must be a companion.pde.ConvRHS, got {type(field).__name__}.")
-    size = 4 * (field.kernel_size // 2) + 1
-    check_tensor(patches, "patches", ndim=3)
-    if patches.shape[-2:] != (size, size):
-        raise ValueError(f"patches must be (count, {size}, {size}) for kernel_size={field.kernel_size}, "
-                         f"got {tuple(patches.shape)}.")
-    return _patch_values(dict(field.named_parameters()), patches, field.power, field.scale)
-
-
-def _patch_values(weights: dict[str, torch.Tensor], patches: torch.Tensor, power: torch.Tensor,
-                  scale: float) -> torch.Tensor:
-    z = torch.relu(F.conv2d(patches[:, None], weights["first.weight"], weights["first.bias"]))
-    z = torch.where(power == 2, z * z, z)
-    return scale * F.conv2d(z, weights["second.weight"], weights.get("second.bias")).reshape(-1)
+#: Marquardt's scaling uses diag(J^T J), floored at this fraction of its largest entry: a parameter that
+#: barely moves the residuals (an inactive channel) would otherwise get an enormous step.
+SCALING_FLOOR = 1e-8
 
 
 def levenberg_marquardt(
@@ -176,7 +52,8 @@ def levenberg_marquardt(
 ) -> tuple[torch.Tensor, list[float]]:
     r"""Minimise :math:`\lVert r(\theta)\rVert^2` by Levenberg-Marquardt steps with Marquardt's scaling.
 
-    Each iteration solves :math:`(J^\top J + \lambda\,\mathrm{diag}(J^\top J))\,\delta = -J^\top r` and accepts
+    Each iteration solves :math:`(J^\top J + \lambda D)\,\delta = -J^\top r`, :math:`D = \mathrm{diag}(J^\top J)`
+    floored at :data:`SCALING_FLOOR` times its largest entry, and accepts
     :math:`\theta + \delta` if the loss decreases (then :math:`\lambda \leftarrow \lambda/3`), else retries with
     :math:`4\lambda`. The loss never increases.
 
@@ -219,7 +96,7 @@ def levenberg_marquardt(
     for _ in range(iterations):
         J = jacobian(vector)
         normal, gradient = J.T @ J, J.T @ r
-        scaling = torch.diagonal(normal).clamp_min(1e-12 * float(torch.diagonal(normal).max()) + 1e-300)
+        scaling = torch.diagonal(normal).clamp_min(SCALING_FLOOR * float(torch.diagonal(normal).max()) + 1e-300)
         for _ in range(max_rejections):
             step = torch.linalg.solve(normal + damping * torch.diag(scaling), -gradient)
             trial = vector + step
@@ -282,9 +159,10 @@ class TrainingReport:
     restart_errors : list of float
         The same after the first stage, for each starting point.
     chosen_restart, chosen_stage : int
-        The starting point continued and the stage whose weights were kept.
+        The starting point and the stage whose weights were kept.
     losses : list of float
-        Every Levenberg-Marquardt loss of the continued run.
+        Every Levenberg-Marquardt loss of the kept starting point's run (``stage_losses`` and
+        ``validation_errors`` are of that run too).
     seconds, cpu_seconds : float
         Wall-clock and process CPU time.
     """
@@ -320,8 +198,8 @@ def _rollout_error(model: MethodOfLinesNetwork, trajectories: torch.Tensor) -> f
 def train_network(
     model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, validation: torch.Tensor | None = None,
     patches: int = 20_000, noise_levels: Sequence[float] = (1e-3, 1e-4, 1e-5), noise_damping: float = 0.5,
-    iterations: int = 20, restarts: int = 4, restart_iterations: int = 8, seed: int = 0,
-    log: Callable[[str], None] | None = None,
+    iterations: int = 20, restarts: int = 8, restart_iterations: int = 8, continued: int = 3,
+    points: int = INTERPOLATION_POINTS, seed: int = 0, log: Callable[[str], None] | None = None,
 ) -> TrainingReport:
     r"""Fit the field of ``model`` to pixel trajectories (see the module docstring for the method).
 
@@ -330,14 +208,15 @@ def train_network(
     model : MethodOfLinesNetwork
         With a :class:`~companion.pde.ConvRHS` field; trained in place (its dtype and device are kept).
     trajectories : torch.Tensor
-        Training frames ``(N, T + 1, d, d)`` at spacing ``model.dt``, ``T + 1 >= 6``.
+        Training frames ``(N, T + 1, d, d)`` at spacing ``model.dt``, ``T + 1 >= points``.
     validation : torch.Tensor, optional
         Trajectories ``(M, T' + 1, d, d)`` never fitted, used to choose the restart and the stage by the rollout
         error at their last frame. Default: the last quarter (at least one) of ``trajectories`` is held out.
     patches : int
         Number of random patches (residuals).
     noise_levels : sequence of float
-        Injected noise :math:`\sigma > 0` of each stage, in the units of the data.
+        Injected noise :math:`\sigma \ge 0` of each stage, in the units of the data (0: no injection, and the
+        unseen frequencies are left to chance).
     noise_damping : float
         :math:`\gamma\in[0, 1]`: an injected perturbation is asked to shrink by :math:`1-\gamma` per step
         (its target is :math:`G + \tfrac{n}{\delta t}((1-\gamma)^{1/n} - 1)\,\sigma\eta` at the patch centre), so
@@ -349,7 +228,12 @@ def train_network(
         Starting points: the model's own weights, then ``restarts - 1`` fresh draws of PyTorch's default
         initialisation from a generator seeded with ``seed``.
     restart_iterations : int
-        Iterations of the first stage for every starting point before one is chosen.
+        Iterations of the first stage for every starting point before the best are chosen.
+    continued : int
+        How many starting points (the best after the first stage) go through every stage.
+    points : int
+        Frames per time interpolant of :func:`~companion.pde_patches.substep_targets` (more for data that move
+        fast between frames, such as advection at one cell per step).
     seed : int
         Seeds the patches, the injected noise and the fresh draws.
     log : callable, optional
@@ -364,17 +248,22 @@ def train_network(
     TypeError, ValueError
         On a model that is not a :class:`~companion.pde.MethodOfLinesNetwork` with a
         :class:`~companion.pde.ConvRHS` field, trajectories of the wrong shape or grid size, or non-positive
-        counts, noise levels outside :math:`(0, \infty)` or a damping outside :math:`[0, 1]`.
+        counts, negative noise levels or a damping outside :math:`[0, 1]`.
     """
     if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
         raise TypeError("model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
                         f"(e.g. from companion.pde_training.make_network), got {type(model).__name__}.")
-    _check_trajectories(trajectories, min_frames=INTERPOLATION_POINTS)
+    check_positive_int(points, "points")
+    _check_trajectories(trajectories, min_frames=max(points, 2))
     check_positive_int(patches, "patches")
     check_positive_int(iterations, "iterations")
     check_positive_int(restarts, "restarts")
     check_positive_int(restart_iterations, "restart_iterations")
-    noise_levels = [check_positive(s, "each noise level") for s in noise_levels]
+    check_positive_int(continued, "continued")
+    noise_levels = list(noise_levels)
+    for level in noise_levels:
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < float("inf"):
+            raise ValueError(f"each noise level must be a finite number >= 0, got {level!r}.")
     if not noise_levels:
         raise ValueError("noise_levels must name at least one level, e.g. (1e-3, 1e-4, 1e-5).")
     if isinstance(noise_damping, bool) or not isinstance(noise_damping, (int, float)) or not 0 <= noise_damping <= 1:
@@ -400,7 +289,8 @@ def train_network(
     work = MethodOfLinesNetwork(_float64_copy(model.field, device), dt=model.dt, substeps=model.substeps,
                                 projected=model.projected)
     validation = validation.to(device=device, dtype=torch.float64)
-    inputs, targets = substep_targets(trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps)
+    inputs, targets = substep_targets(trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps,
+                                      points=points)
     generator = torch.Generator().manual_seed(seed)
     radius = 2 * (work.field.kernel_size // 2)
     clean, goal = sample_patches(inputs, targets, count=patches, radius=radius, boundary=work.field.boundary,
@@ -452,21 +342,23 @@ def train_network(
         first.append((vector, losses))
         report.restart_errors.append(score(vector))
         say(f"start {k}: loss {losses[-1]:.3e}, validation rE {report.restart_errors[-1]:.3e}")
-    report.chosen_restart = min(range(len(starts)), key=lambda k: report.restart_errors[k])
-    vector, losses = first[report.chosen_restart]
-    report.losses = list(losses)
-    best, best_error = vector, float("inf")
-    for index, sigma in enumerate(noise_levels):
-        steps = iterations - (restart_iterations if index == 0 else 0)
-        if steps > 0:
-            vector, losses = stage(vector, sigma, steps)
-            report.losses += losses[1:]
-        report.stage_losses.append(report.losses[-1])
-        report.validation_errors.append(score(vector))
-        say(f"noise {sigma:.0e}: loss {report.stage_losses[-1]:.3e}, "
-            f"validation rE {report.validation_errors[-1]:.3e}")
-        if report.validation_errors[-1] < best_error:
-            best, best_error, report.chosen_stage = vector, report.validation_errors[-1], index
+    ranked = sorted(range(len(starts)), key=lambda k: report.restart_errors[k])[:continued]
+    best, best_error = None, float("inf")
+    for k in ranked:
+        vector, losses = first[k]
+        losses, stage_losses, errors = list(losses), [], []
+        for index, sigma in enumerate(noise_levels):
+            steps = iterations - (restart_iterations if index == 0 else 0)
+            if steps > 0:
+                vector, more = stage(vector, sigma, steps)
+                losses += more[1:]
+            stage_losses.append(losses[-1])
+            errors.append(score(vector))
+            say(f"start {k}, noise {sigma:.0e}: loss {stage_losses[-1]:.3e}, validation rE {errors[-1]:.3e}")
+            if errors[-1] < best_error or best is None:
+                best, best_error = vector, errors[-1]
+                report.chosen_restart, report.chosen_stage = k, index
+                report.losses, report.stage_losses, report.validation_errors = losses, stage_losses, errors
     load(best)
     with torch.no_grad():
         for n, p in model.field.named_parameters():

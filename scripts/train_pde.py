@@ -1,27 +1,30 @@
 """Train the method-of-lines networks of chapter 4 on pseudo-spectral data and ship their weights.
 
 ``make train-pde`` runs ``python scripts/train_pde.py``: every network below is trained with
-:func:`companion.pde_fitting.train_network` (Levenberg-Marquardt on local patches, noise injection with
-continuation, restarts), on a 64x64 periodic grid, alpha = 0.01, dt = 0.24 h^2 / alpha (advection: dt = h),
-3 Euler sub-steps per call. Training data: 20 trajectories of 40 steps (15 fitted, 5 held out for the
-choice of restart and stage); the test set (30 other initial conditions, 40 steps) is never seen in training.
+:func:`companion.pde_fitting.train_network` (Levenberg-Marquardt on local patches with sub-step targets, noise
+injection with continuation, restarts) on a 64x64 periodic grid, alpha = 0.01, dt = 0.24 h^2 / alpha
+(advection u_t = u_x + u_y: dt = h), 3 Euler sub-steps per call. Training data: 20 trajectories of 40 steps
+(15 fitted, 5 held out to choose the starting point and the stage); the test set (30 other initial conditions,
+40 steps, seed + 1000) is never seen in training. Defaults: 20,000 patches, 20 iterations per noise level,
+noise 1e-3, 1e-4, 1e-5 (advection 1e-2, 1e-3, 1e-4), 8 starting points of which the best 3 go through every
+stage, one thread.
 
 ============================  ===========================================================================
 file (companion/weights/)     what
 ============================  ===========================================================================
-heat_random, fisher_random    the headline: from PyTorch's random initialisation (4 starting points)
+heat_random, fisher_random    the headline: from PyTorch's random initialisation
 heat_exact, fisher_exact      from the exact CNN with relative weight noise 1e-3 (the check)
 *_noisy-data-1e-3, -1e-2      data with additive Gaussian noise of that standard deviation
-*_injected                    clean data, the authors' noise injection (inputs + 1e-2 noise, clean targets)
+*_injected                    clean data, the paper's noise injection (inputs + 1e-2 noise, clean targets)
 advection_plain, _projected   u_t = u_x + u_y learned with plain and with norm-preserving projected Euler
 ============================  ===========================================================================
 
 Each file holds the weights, the configuration and metadata: seed, data, the test errors rE(j), the
 finite-difference method of lines on the same test set, training wall and CPU time, threads, device and the
-load average while it ran. One JSON line per network is printed. Examples::
+load average before and after training. One JSON line per network is printed. Examples::
 
     python scripts/train_pde.py                                   # everything (make train-pde)
-    python scripts/train_pde.py --networks heat_random fisher_random --threads 2
+    python scripts/train_pde.py --networks heat_random fisher_random
     python scripts/train_pde.py --device cuda                     # the same code on a GPU
     python scripts/train_pde.py --quick --output /tmp/w           # reduced size: seconds (the tests)
 
@@ -55,6 +58,8 @@ class Job:
     data_noise: float = 0.0
     injected: bool = False
     projected: bool = False
+    points: int = 6  # frames per time interpolant (advection moves one cell per step: more frames)
+    noise_levels: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
 
 
 JOBS = {
@@ -68,8 +73,8 @@ JOBS = {
     "fisher_noisy-data-1e-2": Job("fisher", data_noise=1e-2),
     "heat_injected": Job("heat", injected=True),
     "fisher_injected": Job("fisher", injected=True),
-    "advection_plain": Job("advection"),
-    "advection_projected": Job("advection", projected=True),
+    "advection_plain": Job("advection", points=10, noise_levels=(1e-2, 1e-3, 1e-4)),
+    "advection_projected": Job("advection", projected=True, points=10, noise_levels=(1e-2, 1e-3, 1e-4)),
 }
 #: The authors' noise injection: inputs perturbed at this level, targets clean.
 INJECTED_NOISE = 1e-2
@@ -103,10 +108,11 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
                          noise=args.weight_noise if job.init == "exact" else 0.0, seed=args.seed,
                          projected=job.projected).to(device)
     options = dict(patches=args.patches, iterations=args.iterations, seed=args.seed,
-                   restarts=args.restarts if job.init == "random" else 1,
-                   restart_iterations=args.restart_iterations)
+                   restarts=args.restarts if job.init == "random" else 1, continued=args.continued,
+                   restart_iterations=args.restart_iterations, points=job.points,
+                   noise_levels=job.noise_levels)
     if job.injected:
-        options.update(noise_levels=(INJECTED_NOISE,), noise_damping=1.0, restarts=1)
+        options.update(noise_levels=(INJECTED_NOISE,), noise_damping=1.0)
     before = relative_errors(model.double().cpu(), test)
     model = model.float().to(device)
     load_before = os.getloadavg()
@@ -125,7 +131,8 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
         injected_noise=INJECTED_NOISE if job.injected else 0.0, projected=job.projected, seed=args.seed,
         train_trajectories=args.trajectories, train_steps=args.steps, test_trajectories=args.test_trajectories,
         test_steps=args.test_steps, k_max=args.k_max, substeps=args.substeps, patches=args.patches,
-        iterations=args.iterations, restarts=options["restarts"], noise_levels=report.noise_levels,
+        iterations=args.iterations, restarts=options["restarts"], continued=args.continued, points=job.points,
+        noise_levels=report.noise_levels,
         noise_damping=options.get("noise_damping", 0.5), chosen_restart=report.chosen_restart,
         chosen_stage=report.chosen_stage, restart_errors=report.restart_errors,
         validation_errors=report.validation_errors, stage_losses=report.stage_losses,
@@ -156,8 +163,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--test-steps", type=int, default=40)
     parser.add_argument("--patches", type=int, default=20_000)
     parser.add_argument("--iterations", type=int, default=20, help="Levenberg-Marquardt iterations per stage")
-    parser.add_argument("--restarts", type=int, default=4, help="starting points for random initialisation")
+    parser.add_argument("--restarts", type=int, default=8, help="starting points for random initialisation")
     parser.add_argument("--restart-iterations", type=int, default=8)
+    parser.add_argument("--continued", type=int, default=3, help="starting points trained through every stage")
     parser.add_argument("--weight-noise", type=float, default=1e-3, help="relative weight noise of the exact start")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
@@ -166,7 +174,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="reduced size (16x16, few patches): seconds")
     args = parser.parse_args(argv)
     if args.quick:
-        args.size, args.trajectories, args.steps, args.test_trajectories, args.test_steps = 16, 6, 8, 3, 8
+        args.size, args.trajectories, args.steps, args.test_trajectories, args.test_steps = 16, 6, 10, 3, 8
         args.patches, args.iterations, args.restarts, args.restart_iterations = 400, 2, 2, 1
     torch.set_num_threads(args.threads)
     results = []

@@ -1,4 +1,5 @@
-"""Tests for companion.pde_fitting: sub-step targets, patches, Levenberg-Marquardt, amplification, train_network."""
+"""Tests for companion.pde_patches and companion.pde_fitting: sub-step targets, patches, Levenberg-Marquardt,
+amplification, train_network; the chapter's figures (companion.pde_plots)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from companion import pde, pde_data, pde_fitting, pde_training
+from companion import pde, pde_data, pde_fitting, pde_patches, pde_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -16,13 +17,14 @@ def heat_mode(size: int = 16, steps: int = 8, dt: float = 0.01) -> tuple[torch.T
     """One Fourier mode of the heat equation, u = exp(-alpha |kappa|^2 t) sin(2 pi x) cos(4 pi y): (1, T+1, d, d)."""
     x, y = pde_data.grid_points(size)
     rate = -0.01 * (2 * math.pi) ** 2 * (1 + 4)
-    frames = [math.exp(rate * j * dt) * torch.sin(2 * math.pi * x) * torch.cos(4 * math.pi * y) for j in range(steps + 1)]
+    mode = torch.sin(2 * math.pi * x) * torch.cos(4 * math.pi * y)
+    frames = [math.exp(rate * j * dt) * mode for j in range(steps + 1)]
     return torch.stack(frames)[None], rate
 
 
 def test_substep_targets_make_euler_exact_for_a_linear_mode():
     data, rate = heat_mode()
-    inputs, targets = pde_fitting.substep_targets(data, dt=0.01, substeps=3)
+    inputs, targets = pde_patches.substep_targets(data, dt=0.01, substeps=3)
     assert inputs.shape == targets.shape == (8, 16, 16)
     # target = n (exp(rate dt / n) - 1) / dt * U: three Euler sub-steps with it give exp(rate dt) exactly
     symbol = 3 * (math.exp(rate * 0.01 / 3) - 1) / 0.01
@@ -33,11 +35,11 @@ def test_substep_targets_make_euler_exact_for_a_linear_mode():
 def test_sample_patches_periodic_and_dirichlet():
     grid = torch.arange(25, dtype=torch.float64).reshape(1, 5, 5)
     generator = torch.Generator().manual_seed(0)
-    patches, centres = pde_fitting.sample_patches(grid, grid, count=50, radius=2, generator=generator)
+    patches, centres = pde_patches.sample_patches(grid, grid, count=50, radius=2, generator=generator)
     assert patches.shape == (50, 5, 5) and torch.equal(patches[:, 2, 2], centres)
     # periodic: every row of a patch is a cyclic run of one grid row
     assert torch.all((patches[:, :, 1] - patches[:, :, 0]) % 5 == 1)
-    zeros, _ = pde_fitting.sample_patches(grid + 1, grid, count=200, radius=2, boundary="dirichlet",
+    zeros, _ = pde_patches.sample_patches(grid + 1, grid, count=200, radius=2, boundary="dirichlet",
                                           generator=generator)
     assert (zeros == 0).any() and not (zeros[:, 2, 2] == 0).any()
 
@@ -48,10 +50,10 @@ def test_patch_field_equals_the_field_on_the_grid(equation):
     U = pde_data.initial_conditions(3, size=16, seed=1) + 0.1 * torch.randn(3, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         values = model.field(U)
-    patches, centres = pde_fitting.sample_patches(U, values, count=100, radius=4,
+    patches, centres = pde_patches.sample_patches(U, values, count=100, radius=4,
                                                   generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert float((pde_fitting.patch_field(model.field, patches) - centres).abs().max()) < 1e-12
+        assert float((pde_patches.patch_field(model.field, patches) - centres).abs().max()) < 1e-12
 
 
 def test_levenberg_marquardt_solves_rosenbrock():
@@ -125,16 +127,34 @@ def test_train_network_validation_errors():
     with pytest.raises(ValueError, match="validation trajectories must be on the training grid"):
         pde_fitting.train_network(model, data, validation=torch.zeros(1, 8, 8, 8))
     with pytest.raises(ValueError, match="points must be at least 2"):
-        pde_fitting.substep_targets(data, dt=0.1, substeps=3, points=1)
+        pde_patches.substep_targets(data, dt=0.1, substeps=3, points=1)
     with pytest.raises(ValueError, match="same shape"):
-        pde_fitting.sample_patches(data[0], data[0, :2], count=3, radius=1)
+        pde_patches.sample_patches(data[0], data[0, :2], count=3, radius=1)
     with pytest.raises(ValueError, match="radius"):
-        pde_fitting.sample_patches(data[0], data[0], count=3, radius=-1)
+        pde_patches.sample_patches(data[0], data[0], count=3, radius=-1)
     with pytest.raises(ValueError, match=r"patches must be \(count, 9, 9\)"):
-        pde_fitting.patch_field(model.field, torch.zeros(3, 5, 5))
+        pde_patches.patch_field(model.field, torch.zeros(3, 5, 5))
     with pytest.raises(TypeError, match="ConvRHS"):
-        pde_fitting.patch_field(torch.nn.Identity(), torch.zeros(3, 9, 9))
+        pde_patches.patch_field(torch.nn.Identity(), torch.zeros(3, 9, 9))
     with pytest.raises(ValueError, match="iterations"):
         pde_fitting.levenberg_marquardt(lambda v: v, lambda v: torch.eye(2), torch.zeros(2), iterations=0)
     with pytest.raises(TypeError, match="callable"):
         pde_fitting.amplification(3, data[:, 0])
+
+
+def test_chapter_figures_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion import pde_plots
+
+    for figure in (pde_plots.method_of_lines_schematic(), pde_plots.error_splitting_schematic(),
+                   pde_plots.prediction_figure(torch.zeros(8, 8), torch.ones(8, 8), title="t", step=3)):
+        assert isinstance(figure, matplotlib.figure.Figure) and figure.axes
+        plt.close(figure)
+    with pytest.raises(ValueError, match="same shape"):
+        pde_plots.prediction_figure(torch.zeros(8, 8), torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="2 dimensions"):
+        pde_plots.prediction_figure(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8))
