@@ -5,7 +5,8 @@ The whole public surface is re-exported here; the submodules hold the details:
 :mod:`~companion.structured`, :mod:`~companion.presnov`, :mod:`~companion.lipschitz`,
 :mod:`~companion.robustness`, :mod:`~companion.diagnostics`, :mod:`~companion.data`,
 :mod:`~companion.training`, and, imported on first use, :mod:`~companion.pde`, :mod:`~companion.pde_data`,
-:mod:`~companion.pde_training`, :mod:`~companion.plotting` (every submodule is an attribute of ``companion``).
+:mod:`~companion.pde_training`, :mod:`~companion.pde_fitting`, :mod:`~companion.plotting` and the figure modules
+(every submodule is an attribute of ``companion``).
 """
 
 import importlib
@@ -28,6 +29,7 @@ from .integrators import (
     CAYLEY,
     EULER,
     EXP,
+    EXPONENTIAL_EXIT,
     HEUN,
     KUTTA3,
     METHODS,
@@ -52,12 +54,9 @@ from .integrators import (
     stormer_verlet_step,
     symplectic_euler_step,
 )
-from .layers import FlowLayer, FlowNetwork, mlp, resnet
-from .structured import SymplecticLayer
-from .layers import GradientLayer, SpherePreservingLayer, gradient_sphere_network  # presnov chapter
-from . import presnov  # presnov chapter: companion.presnov.decompose
-# -- exports: pde chapter --
-from .structured import MassPreservingLayer, PositiveMassPreservingLayer, VolumePreservingLayer  # properties chapter
+from .layers import FlowLayer, FlowNetwork, GradientLayer, SpherePreservingLayer, gradient_sphere_network, mlp, resnet
+from .structured import MassPreservingLayer, PositiveMassPreservingLayer, SymplecticLayer, VolumePreservingLayer
+from . import presnov  # companion.presnov.decompose
 from .data import digits
 from .lipschitz import (
     NonExpansiveConvLayer,
@@ -79,17 +78,18 @@ __version__ = "0.1.0"
 __all__ = [
     # integrators
     "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
-    "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION", "METHODS", "get_method",
+    "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION", "EXPONENTIAL_EXIT", "METHODS",
+    "get_method",
     "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "rotation_step", "require_method",
     "low_rank_cayley_step", "low_rank_exp_step",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "LowRankSpherePreservingField", "MassPreservingField",
     "FlowLayer", "FlowNetwork", "resnet", "mlp",
-    # property layers
-    "SymplecticLayer",
-    "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network", "presnov",  # presnov chapter
-    # -- __all__: pde chapter --
-    "VolumePreservingLayer", "MassPreservingLayer", "PositiveMassPreservingLayer",  # properties chapter
+    # gradient and sphere-preserving flows (the Presnov decomposition)
+    "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network", "presnov",
+    # networks with prescribed properties
+    "SymplecticLayer", "VolumePreservingLayer", "MassPreservingLayer", "PositiveMassPreservingLayer",
+    # Lipschitz networks and robustness
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
     "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",
@@ -102,7 +102,8 @@ __all__ = [
 ]
 
 #: Submodules imported on first use, so that ``import companion`` stays light: ``companion.pde`` works at once.
-_LAZY_SUBMODULES = ("pde", "pde_data", "pde_training", "plotting", "approximation", "structured_figures")
+_LAZY_SUBMODULES = ("pde", "pde_data", "pde_patches", "pde_fitting", "pde_training", "pde_plots", "plotting",
+                    "approximation", "structured_figures")
 
 
 def __getattr__(name: str):
