@@ -346,7 +346,8 @@ def rk_step(
     --------
     >>> import torch
     >>> x1 = rk_step(lambda x: -x, torch.ones(1, dtype=torch.float64), 0.1, RK4)
-    >>> x2 = rk_step(lambda t, x: -t * x, torch.ones(1), 0.1, "rk4", time_dependent=True, t=1.0)
+    >>> x2 = rk_step(lambda t, x: -t * x, torch.ones(1), 0.1, "rk4",
+    ...              time_dependent=True, t=1.0)
     """
     check_callable(f, "f")
     check_tensor(x, "x", min_ndim=1)

@@ -226,7 +226,8 @@ def decompose(
     Examples
     --------
     >>> import torch
-    >>> rotation = lambda x: torch.stack([-x[:, 1], x[:, 0]], -1) + x  # sphere part + grad |x|^2/2
+    >>> # a sphere-preserving part plus the gradient of |x|^2 / 2
+    >>> rotation = lambda x: torch.stack([-x[:, 1], x[:, 0]], -1) + x
     >>> V, grad, sphere = decompose(rotation, torch.randn(5, 2, dtype=torch.float64))
     """
     _check_field_input(field, x, nodes)

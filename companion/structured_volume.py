@@ -69,8 +69,9 @@ class VolumePreservingLayer(StepSize, nn.Module):
               g_i(x_{-i}) = C_i\,\Sigma(A_ix_{-i} + a_i) + c_i,
 
     the parts of the divergence-free field :math:`\dot x_i = g_i(x_{-i})`. With two blocks and no
-    ``hidden`` this is the layer :math:`\hat x = x + h\Sigma(Av+a)`, :math:`\hat v = v + h\Sigma(B\hat x+b)`
-    of Celledoni et al. (2023).
+    ``hidden`` this is the layer of Celledoni et al. (2023),
+
+    .. math:: \hat x = x + h\Sigma(Av+a), \qquad \hat v = v + h\Sigma(B\hat x+b).
 
     * ``method="symplectic_euler"`` (default): the shears of blocks :math:`1, \dots, m` in turn, each with
       step :math:`h` (the Lie--Trotter splitting, first order).
