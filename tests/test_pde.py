@@ -36,7 +36,7 @@ from companion.pde_data import (
     spectral_solution,
     stencil_errors,
 )
-from companion.pde_training import load_network, make_network, pretrained_network
+from companion.pde_training import PRETRAINED, load_network, make_network, pretrained_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [16, 32, 64]
@@ -347,3 +347,33 @@ def test_pde_networks_under_torch_compile():
         assert float((out - eager).abs().max() / eager.abs().max()) < 1e-5
         for p, g in zip(model.parameters(), grads):
             assert float((p.grad - g).abs().max() / (1 + g.abs().max())) < 1e-4
+
+
+def shipped_test_set(meta: dict) -> torch.Tensor:
+    """The held-out test trajectories the training script scored a shipped network on."""
+    return generate_trajectories(meta["equation"], trajectories=meta["test_trajectories"], steps=meta["test_steps"],
+                                 size=meta["size"], alpha=meta["alpha"], k_max=meta["k_max"],
+                                 seed=meta["seed"] + 1000)
+
+
+@pytest.mark.parametrize("equation, variant", [(eq, v) for eq, vs in PRETRAINED.items() for v in vs])
+def test_every_shipped_network_loads_with_its_record(equation, variant):
+    model, meta = pretrained_network(equation, variant=variant, dtype=torch.float64, fft=True)
+    assert meta["equation"] == equation and meta["size"] == 64 and meta["seed"] == 7
+    assert model.projected == (variant == "projected")
+    for key in ("relative_error_40", "fd_relative_error_40", "train_cpu_seconds", "device", "threads",
+                "load_average", "torch", "noise_levels"):
+        assert key in meta, f"{equation}_{variant}: metadata lack {key}"
+    assert len(meta["relative_errors"]) == meta["test_steps"] + 1
+    assert math.isfinite(meta["relative_error_40"])
+
+
+@pytest.mark.parametrize("equation, target", [("heat", 5e-3), ("fisher", 1e-2)])
+def test_headline_networks_reproduce_their_recorded_error_and_meet_the_target(equation, target):
+    """The chapter's headline: trained from random initialisation, rE(40) on 30 held-out initial conditions."""
+    model, meta = pretrained_network(equation, dtype=torch.float64, fft=True)
+    test = shipped_test_set(meta)
+    error = float(rollout_metrics(rollout(model, test[:, 0], 40), test)["relative_error"][-1])
+    assert f"{error:.2e}" == f"{meta['relative_error_40']:.2e}"
+    assert error <= target and meta["init"] == "random"
+    assert error < meta["relative_error_40_before"] / 10
