@@ -102,7 +102,7 @@ def certified_accuracy(
     with torch.no_grad():
         logits = model(inputs)
     radius = certified_radius(logits, lipschitz=lipschitz, rounding=rounding)
-    return float(((logits.argmax(1) == labels) & (radius > epsilon)).float().mean())
+    return int(((logits.argmax(1) == labels) & (radius > epsilon)).sum()) / len(labels)  # exact fraction
 
 
 def hinge_loss(margin: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -137,7 +137,7 @@ def robust_accuracy(
         On an unknown attack or option, or anything the attack refuses.
     """
     _, fooled = _attack(attack)(model, inputs, labels, epsilon=epsilon, **options)
-    return float((~fooled).float().mean())
+    return int((~fooled).sum()) / len(fooled)
 
 
 def robustness_curve(
@@ -178,7 +178,7 @@ def robustness_report(
     """
     _check_data(model, inputs, labels)
     with torch.no_grad():
-        clean = float((model(inputs).argmax(1) == labels).float().mean())
+        clean = int((model(inputs).argmax(1) == labels).sum()) / len(labels)
     certified = None if lipschitz is None else certified_accuracy(
         model, inputs, labels, lipschitz=lipschitz, epsilon=epsilon
     )

@@ -169,3 +169,20 @@ def test_validation_errors():
         certificate_check(model, x, y, lipschitz=1.0, fraction=1.5)
     with pytest.raises(ValueError, match="at least one radius"):
         robustness_curve(model, x, y, [])
+
+
+def test_accuracies_are_exact_fractions_in_float32():
+    """539 samples, 526 right: a float32 mean gives 0.97588127..., the exact fraction 526/539 = 0.97588126...;
+    curves compared point by point (certified <= attacked <= clean) need the exact one."""
+    n, right = 539, 526
+    x = torch.zeros(n, 2)
+    x[:, 0] = 1.0
+    x[right:, 0] = -1.0  # these are predicted as class 1
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    y = torch.zeros(n, dtype=torch.long)
+    assert certified_accuracy(model, x, y, lipschitz=1.0, epsilon=0.0) == right / n
+    report = robustness_report(model, x, y, epsilon=0.0, lipschitz=1.0)
+    assert report.clean == right / n == report.certified
+    assert robust_accuracy(model, x, y, epsilon=0.0) == right / n
