@@ -65,8 +65,10 @@ class VolumePreservingLayer(StepSize, nn.Module):
     the first of size :math:`\lfloor d/2\rfloor`). Block :math:`i` is moved by a function of all the *other*
     coordinates,
 
-    .. math:: g_i(x_{-i}) = \Sigma(A_ix_{-i} + a_i) \quad\text{or, with a hidden layer,}\quad
-              g_i(x_{-i}) = C_i\,\Sigma(A_ix_{-i} + a_i) + c_i,
+    .. math::
+
+       g_i(x_{-i}) = \Sigma(A_ix_{-i} + a_i) \quad\text{or, with a hidden layer,}\\
+       g_i(x_{-i}) = C_i\,\Sigma(A_ix_{-i} + a_i) + c_i,
 
     the parts of the divergence-free field :math:`\dot x_i = g_i(x_{-i})`. With two blocks and no
     ``hidden`` this is the layer of Celledoni et al. (2023),
