@@ -132,8 +132,8 @@ def _seconds(runs: Sequence[Measurement]) -> str:
 
 def format_rows(rows: Sequence[Comparison]) -> str:
     """The Markdown results table: one line per row and metric, medians with (min, max) over seeds."""
-    header = ["experiment", "metric", "authors' set-up", "companion", "authors' training (s)",
-              "companion training (s)", "speed-up", "equal or better"]
+    header = ["experiment", "metric", "authors' set-up", "companion", "authors' time (s)",
+              "companion time (s)", "speed-up", "as good"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         ok = "yes" if row.equal_or_better(row) else "no"

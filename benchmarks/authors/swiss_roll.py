@@ -137,7 +137,7 @@ def authors_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
 
 #: Companion's networks and recipes (see the book page): wider fields, a longer time horizon, larger batches.
 COMPANION = {
-    "ResNet": (dict(width=4, hidden=16, final_time=3.0),
+    "ResNet": (dict(width=8, hidden=16, final_time=3.0),
                dict(epochs=80, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
     "symplectic": (dict(width=8, hidden=16, final_time=3.0),
                    dict(epochs=50, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
