@@ -1,12 +1,16 @@
 """companion: neural networks as discretised dynamical systems.
 
-The whole public surface is re-exported here; the submodules hold the details:
-:mod:`~companion.integrators`, :mod:`~companion.fields`, :mod:`~companion.layers`,
-:mod:`~companion.structured`, :mod:`~companion.presnov`, :mod:`~companion.lipschitz`,
-:mod:`~companion.robustness`, :mod:`~companion.diagnostics`, :mod:`~companion.data`,
-:mod:`~companion.training`, and, imported on first use, :mod:`~companion.pde`, :mod:`~companion.pde_data`,
-:mod:`~companion.pde_training`, :mod:`~companion.pde_fitting`, :mod:`~companion.plotting` and the figure modules
-(every submodule is an attribute of ``companion``).
+The layers, integrators, checks and training helpers the chapters use are re-exported here; every submodule
+is also an attribute of ``companion`` (``companion.robustness.robust_accuracy``, ``companion.pde.rollout``),
+so one import reaches everything. Submodules, from the lowest level up: :mod:`~companion.integrators`,
+:mod:`~companion.fields`, :mod:`~companion.layers`, :mod:`~companion.structured` (with
+:mod:`~companion.structured_volume`, :mod:`~companion.structured_mass`, :mod:`~companion.structured_positive`),
+:mod:`~companion.presnov`, :mod:`~companion.approximation`, :mod:`~companion.lipschitz` (with
+:mod:`~companion.operator_norms`, :mod:`~companion.switching`), :mod:`~companion.robustness` (with
+:mod:`~companion.attacks`), :mod:`~companion.diagnostics`, :mod:`~companion.data`, :mod:`~companion.training`;
+imported on first use: :mod:`~companion.pde`, :mod:`~companion.pde_data`, :mod:`~companion.pde_patches`,
+:mod:`~companion.pde_fitting`, :mod:`~companion.pde_training`, and the figure modules
+:mod:`~companion.plotting`, :mod:`~companion.pde_plots`, :mod:`~companion.structured_figures`.
 """
 
 import importlib

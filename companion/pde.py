@@ -316,6 +316,9 @@ class ConvRHS(FixedSettings, nn.Module):
     def _check_input(self, U: torch.Tensor) -> None:
         if U.ndim not in (2, 3) or U.shape[-1] != U.shape[-2]:
             raise ValueError(f"ConvRHS takes a grid (d, d) or a batch (batch, d, d), got shape {tuple(U.shape)}.")
+        if U.dtype != self.first.weight.dtype:
+            raise TypeError(f"the grid is {U.dtype} and the field's weights are {self.first.weight.dtype}; convert one "
+                            "of them, e.g. U.to(torch.float32) or model.double().")
         if self.grid_size is not None and U.shape[-1] != self.grid_size:
             raise ValueError(
                 f"this field was built for a {self.grid_size}x{self.grid_size} grid (its scale depends on the grid "

@@ -260,6 +260,13 @@ def train_network(
     check_positive_int(restarts, "restarts")
     check_positive_int(restart_iterations, "restart_iterations")
     check_positive_int(continued, "continued")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}.")
+    if log is not None and not callable(log):
+        raise TypeError(f"log must be a callable taking one line of text, got {type(log).__name__}.")
+    if isinstance(noise_levels, (int, float, torch.Tensor)):
+        raise TypeError(f"noise_levels must be a sequence of levels, e.g. (1e-3, 1e-4, 1e-5) or ({noise_levels!r},), "
+                        f"got the single number {noise_levels!r}.")
     noise_levels = list(noise_levels)
     for level in noise_levels:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < float("inf"):

@@ -38,6 +38,8 @@ def _check_trajectories(trajectories: torch.Tensor, name: str = "trajectories", 
     if trajectories.shape[1] < min_frames or trajectories.shape[-1] != trajectories.shape[-2]:
         raise ValueError(f"{name} must have shape (N, T + 1, d, d) with at least {min_frames} frames, "
                          f"got {tuple(trajectories.shape)}.")
+    if not bool(torch.isfinite(trajectories).all()):
+        raise ValueError(f"{name} contain NaN or infinite values.")
 
 
 def substep_targets(

@@ -179,8 +179,9 @@ def prediction_figure(truth: torch.Tensor, prediction: torch.Tensor, *, title: s
         ax.set_yticks([])
         ax.grid(False)
         bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+        bar.set_ticks([-limit, 0.0, limit])  # labelled in full: no offset text to collide with the title
+        bar.set_ticklabels([f"{-limit:.2g}", "0", f"{limit:.2g}"])
         bar.ax.tick_params(labelsize=7)
-        bar.formatter.set_powerlimits((-2, 2))
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()

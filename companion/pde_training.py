@@ -8,6 +8,7 @@ unrolled loss through :func:`companion.training.fit`, the paper's recipe). The w
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 
 from ._checks import check_choice, check_positive, check_positive_int
-from .pde import ConvRHS, MethodOfLinesNetwork, exact_cnn, unrolled_loss
+from .pde import ConvRHS, MethodOfLinesNetwork, check_time_step, exact_cnn, unrolled_loss
 from .pde_data import default_time_step
 from .pde_fitting import TrainingReport, train_network  # noqa: F401  (documented in companion.pde_fitting)
 from .training import History, fit
@@ -107,6 +108,7 @@ def make_network(
         raise ValueError(f"noise must be a number >= 0, got {noise!r}.")
     h = 1.0 / size
     dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
+    check_time_step(equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=check_positive_int(substeps, "substeps"))
     scale = alpha / h**2 if equation in ("heat", "fisher") else 1.0 / h
     arch = ARCHITECTURES[equation]
     if init == "random":
@@ -164,11 +166,28 @@ def save_network(path: str | Path, model: MethodOfLinesNetwork, *, equation: str
     ------
     TypeError, ValueError
         On a model that is not a :class:`~companion.pde.MethodOfLinesNetwork` with a
-        :class:`~companion.pde.ConvRHS` field, or an unknown equation.
+        :class:`~companion.pde.ConvRHS` field, an unknown equation, settings that do not match the model (its
+        architecture, grid size or scale), or metadata that are not plain Python values.
     """
     if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
         raise TypeError(f"model must be a MethodOfLinesNetwork with a ConvRHS field, got {type(model).__name__}.")
     check_choice(equation, "equation", ARCHITECTURES)
+    check_positive_int(size, "size")
+    check_positive(alpha, "alpha")
+    field, arch = model.field, ARCHITECTURES[equation]
+    if field.hidden != arch["hidden"] or (field.second.bias is not None) != arch["output_bias"]:
+        raise ValueError(f"the model's field ({field.hidden} channels) is not the {equation} architecture "
+                         f"({arch['hidden']} channels); pass the equation the network was made for.")
+    if field.grid_size is not None and field.grid_size != size:
+        raise ValueError(f"size={size}, but the model is built for a {field.grid_size}x{field.grid_size} grid.")
+    scale = alpha * size**2 if equation in ("heat", "fisher") else float(size)
+    if abs(field.scale - scale) > 1e-9 * scale:
+        raise ValueError(f"the model's scale {field.scale:g} does not match {equation} with size={size}, "
+                         f"alpha={alpha} (expected {scale:g}); pass the settings the network was made with.")
+    try:
+        json.dumps(metadata or {})
+    except TypeError as error:
+        raise TypeError(f"metadata must hold plain Python values (numbers, strings, lists, dicts): {error}.") from None
     config = dict(equation=equation, size=size, alpha=alpha, dt=model.dt, substeps=model.substeps,
                   projected=model.projected)
     state = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)

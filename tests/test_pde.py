@@ -36,7 +36,8 @@ from companion.pde_data import (
     spectral_solution,
     stencil_errors,
 )
-from companion.pde_training import PRETRAINED, load_network, make_network, pretrained_network
+from companion.pde_fitting import train_network
+from companion.pde_training import PRETRAINED, load_network, make_network, pretrained_network, save_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [16, 32, 64]
@@ -377,3 +378,25 @@ def test_headline_networks_reproduce_their_recorded_error_and_meet_the_target(eq
     assert f"{error:.2e}" == f"{meta['relative_error_40']:.2e}"
     assert error <= target and meta["init"] == "random"
     assert error < meta["relative_error_40_before"] / 10
+
+
+def test_user_mistakes_get_clear_errors(tmp_path):
+    """What a user meets: settings that contradict the saved model, non-finite data, dtypes that differ."""
+    net = make_network("heat", size=16, seed=0)
+    for bad, match in ((dict(equation="heat", size=32, alpha=0.01), "built for a 16x16 grid"),
+                       (dict(equation="heat", size=16, alpha=0.02), "scale"),
+                       (dict(equation="fisher", size=16, alpha=0.01), "not the fisher architecture")):
+        with pytest.raises(ValueError, match=match):
+            save_network(tmp_path / "n.pt", net, **bad)
+    with pytest.raises(TypeError, match="plain Python values"):
+        save_network(tmp_path / "n.pt", net, equation="heat", size=16, alpha=0.01, metadata={"t": torch.ones(1)})
+    data = generate_trajectories("heat", trajectories=4, steps=6, size=16, seed=0)
+    with pytest.raises(TypeError, match="the grid is torch.float64 and the field's weights are torch.float32"):
+        net(data[:, 0])
+    with pytest.raises(TypeError, match="sequence of levels"):
+        train_network(net, data.float(), noise_levels=1e-3)
+    data[0, 3, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        train_network(net, data, patches=50, iterations=1, restarts=1)
+    with pytest.raises(ValueError, match="substeps"):
+        make_network("heat", size=16, dt=1.0)
