@@ -52,7 +52,7 @@ notebooks: $(STAMP)
 ## make notebooks-stress: execute every chapter 5 times headless (per-cell time limit); fails on a stall or a run
 ## slower than twice the chapter's median.
 notebooks-stress: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests/test_notebook_runs.py
+	$(BIN)/python -m pytest -q -rP -m slow tests/test_notebook_runs.py
 
 ## make fresh: prove the README's two commands from scratch (clone of HEAD, new venv, no pip cache), with times.
 fresh:
