@@ -66,7 +66,7 @@ bench: $(STAMP)
 bench-authors: $(STAMP)
 	$(BIN)/python benchmarks/authors_run.py --output book/authors_results.md
 
-## make train-pde: retrain the 12 networks of chapter 4 in companion/weights (one thread; measured: the two headline
+## make train-pde: retrain the 12 networks of chapter 4 in companion/pde/weights (one thread; measured: the two headline
 ## networks from random initialisation 10 CPU-minutes, all 12 about 42; add --device cuda for a GPU).
 train-pde: $(STAMP)
 	$(BIN)/python scripts/train_pde.py

@@ -1,17 +1,21 @@
 """companion: neural networks as discretised dynamical systems.
 
-The layers, integrators, checks and training helpers the chapters use are re-exported here; every submodule
-is also an attribute of ``companion`` (``companion.robustness.robust_accuracy``, ``companion.pde.rollout``),
-so one import reaches everything. Submodules, from the lowest level up: :mod:`~companion.integrators`,
-:mod:`~companion.fields`, :mod:`~companion.layers`, :mod:`~companion.structured` (with
-:mod:`~companion.structured_volume`, :mod:`~companion.structured_mass`, :mod:`~companion.structured_positive`),
-:mod:`~companion.presnov`, :mod:`~companion.approximation`, :mod:`~companion.lipschitz` (with
-:mod:`~companion.operator_norms`, :mod:`~companion.switching`), :mod:`~companion.robustness` (with
-:mod:`~companion.attacks`), :mod:`~companion.diagnostics`, :mod:`~companion.data`, :mod:`~companion.training`;
-imported on first use: :mod:`~companion.pde`, :mod:`~companion.pde_data`, :mod:`~companion.pde_patches`,
-:mod:`~companion.pde_fitting`, :mod:`~companion.pde_training`, and the figure modules
-:mod:`~companion.plotting`, :mod:`~companion.pde_plots`, :mod:`~companion.structured_figures`.
+The layers, integrators, checks and training helpers the chapters use are re-exported here, so one import
+reaches everything. The package has one folder per topic of the book, the core flat beside them:
+
+- core (chapter 1 and what every chapter uses): :mod:`~companion.integrators` (Runge--Kutta tableaus, the
+  method registry, the property guard), :mod:`~companion.geometric` (symplectic and norm-exact steps),
+  :mod:`~companion.fields`, :mod:`~companion.layers`, :mod:`~companion.diagnostics`, :mod:`~companion.data`,
+  :mod:`~companion.training`, :mod:`~companion.plotting`;
+- :mod:`companion.presnov`: the Presnov decomposition and universal approximation (chapters 2-3);
+- :mod:`companion.pde`: learning PDE dynamics from pixel data (chapter 4);
+- :mod:`companion.structured`: volume-, mass- and symplecticity-preserving networks (chapter 5);
+- :mod:`companion.lipschitz`: Lipschitz-constrained networks and adversarial robustness (chapter 6).
+
+:mod:`companion.pde` and :mod:`companion.plotting` are imported on first use (``companion.pde`` works at once),
+so that ``import companion`` stays light.
 """
+
 
 import importlib
 
@@ -46,15 +50,17 @@ from .integrators import (
     ButcherTableau,
     GeometricMethod,
     get_method,
+    integrate,
+    require_method,
+    rk_step,
+)
+from .geometric import (
     cayley_step,
     exp_step,
+    integrate_separable,
     low_rank_cayley_step,
     low_rank_exp_step,
     rotation_step,
-    integrate,
-    integrate_separable,
-    require_method,
-    rk_step,
     stormer_verlet_step,
     symplectic_euler_step,
 )
@@ -74,10 +80,18 @@ from .lipschitz import (
     network_lipschitz_bound,
     power_iteration,
 )
-from .robustness import apgd_l2, certified_radius, certificate_check, hinge_loss, pgd_l2, robustness_curve, robustness_report
+from .lipschitz import (
+    apgd_l2,
+    certificate_check,
+    certified_radius,
+    hinge_loss,
+    pgd_l2,
+    robustness_curve,
+    robustness_report,
+)
 from .training import History, accuracy, default_device, fit, seed_everything
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     # integrators
@@ -106,8 +120,7 @@ __all__ = [
 ]
 
 #: Submodules imported on first use, so that ``import companion`` stays light: ``companion.pde`` works at once.
-_LAZY_SUBMODULES = ("pde", "pde_data", "pde_patches", "pde_fitting", "pde_training", "pde_plots", "plotting",
-                    "approximation", "structured_figures")
+_LAZY_SUBMODULES = ("pde", "plotting")
 
 
 def __getattr__(name: str):

@@ -16,19 +16,21 @@ from torch import nn
 from ._checks import check_choice, check_positive, check_positive_int, check_tensor
 from ._settings import FixedSettings
 from .fields import ACTIVATIONS, GradientField, LowRankSpherePreservingField, MLPField, SpherePreservingField
+from .geometric import (
+    _cayley_step_unchecked,
+    _exp_step_unchecked,
+    _low_rank_cayley_step_unchecked,
+    _low_rank_exp_step_unchecked,
+    _rotation_step_unchecked,
+)
 from .integrators import (
     CAYLEY,
     EULER,
     ROTATION,
     ButcherTableau,
     GeometricMethod,
-    _cayley_step_unchecked,
     _check_time,
-    _exp_step_unchecked,
-    _low_rank_cayley_step_unchecked,
-    _low_rank_exp_step_unchecked,
     _rk_step_unchecked,
-    _rotation_step_unchecked,
     get_method,
     get_tableau,
     require_method,
@@ -379,7 +381,7 @@ class SpherePreservingLayer(StepSize, nn.Module):
     * ``method="exp"``: :math:`x_{k+1} = \exp(\tau S)\,x_k`,
     * ``method="rotation"``: the exponential of the rank-two skew matrix that agrees with :math:`S` on
       :math:`x_k`, a rotation in the plane of :math:`x_k` and :math:`S x_k` in closed form
-      (:func:`~companion.integrators.rotation_step`),
+      (:func:`~companion.geometric.rotation_step`),
 
     with :math:`\tau = h/\text{n\_steps}`. All three maps are orthogonal because the matrices are skew, so
     :math:`\|x_{k+1}\| = \|x_k\|` to rounding for every parameter value and step size; explicit
@@ -388,7 +390,7 @@ class SpherePreservingLayer(StepSize, nn.Module):
     The family of :math:`S_\theta`: by default (``rank=1``) the low-rank
     :math:`S_\theta(x) = U(x)V(x)^\top - V(x)U(x)^\top` of
     :class:`~companion.fields.LowRankSpherePreservingField`, whose Cayley and exponential steps reduce to
-    ``2 rank`` x ``2 rank`` problems (:func:`~companion.integrators.low_rank_cayley_step`), so the layer costs
+    ``2 rank`` x ``2 rank`` problems (:func:`~companion.geometric.low_rank_cayley_step`), so the layer costs
     about as much as a ResNet layer of the same width; with ``rank=None`` every entry of :math:`S_\theta(x)`
     is learned (:class:`~companion.fields.SpherePreservingField`), at the cost of a ``dim`` x ``dim`` solve
     or exponential per sample.

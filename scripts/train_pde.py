@@ -1,7 +1,7 @@
 """Train the method-of-lines networks of chapter 4 on pseudo-spectral data and ship their weights.
 
 ``make train-pde`` runs ``python scripts/train_pde.py``: every network below is trained with
-:func:`companion.pde_fitting.train_network` (Levenberg-Marquardt on local patches with sub-step targets, noise
+:func:`companion.pde.fitting.train_network` (Levenberg-Marquardt on local patches with sub-step targets, noise
 injection with continuation, restarts) on a 64x64 periodic grid, alpha = 0.01, dt = 0.24 h^2 / alpha
 (advection u_t = u_x + u_y: dt = h), 3 Euler sub-steps per call. Training data: 20 trajectories of 40 steps
 (15 fitted, 5 held out to choose the starting point and the stage); the test set (30 other initial conditions,
@@ -10,7 +10,7 @@ noise 1e-3, 1e-4, 1e-5 (advection 1e-2, 1e-3, 1e-4), 8 starting points of which 
 stage, one thread.
 
 ============================  ===========================================================================
-file (companion/weights/)     what
+file (companion/pde/weights/)     what
 ============================  ===========================================================================
 heat_random, fisher_random    the headline: from PyTorch's random initialisation
 heat_exact, fisher_exact      from the exact CNN with relative weight noise 1e-3 (the check)
@@ -44,9 +44,9 @@ from pathlib import Path
 import torch
 
 from companion.pde import method_of_lines, rollout, rollout_metrics
-from companion.pde_data import default_time_step, generate_trajectories
-from companion.pde_fitting import train_network
-from companion.pde_training import make_network, save_network
+from companion.pde.data import default_time_step, generate_trajectories
+from companion.pde.fitting import train_network
+from companion.pde.training import make_network, save_network
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--output", default="companion/weights", help="folder for the .pt files ('' to skip)")
+    parser.add_argument("--output", default="companion/pde/weights", help="folder for the .pt files ('' to skip)")
     parser.add_argument("--quick", action="store_true", help="reduced size (16x16, few patches): seconds")
     args = parser.parse_args(argv)
     if args.quick:

@@ -1,4 +1,4 @@
-"""companion.approximation: Presnov sizes, gradient-only networks, depth studies, gradient norms by layer."""
+"""companion.presnov.approximation: Presnov sizes, gradient-only networks, depth studies, gradient norms by layer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import companion
-from companion.approximation import (
+from companion.presnov.approximation import (
     DepthStudy,
     depth_study,
     gradient_network,

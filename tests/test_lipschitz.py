@@ -1,4 +1,4 @@
-"""Tests of companion.lipschitz (and companion.operator_norms, companion.switching): norms are upper bounds,
+"""Tests of companion.lipschitz (and companion.lipschitz.operator_norms, companion.lipschitz.switching): norms are upper bounds,
 layers are 1-Lipschitz for every parameter value, and every layer works under torch.compile and torch.func,
 shows its settings and restores them from a state dict."""
 

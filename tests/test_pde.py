@@ -1,4 +1,4 @@
-"""Tests for companion.pde, companion.pde_data, companion.pde_training and scripts/train_pde.py (float64 unless
+"""Tests for companion.pde, companion.pde.data, companion.pde.training and scripts/train_pde.py (float64 unless
 said)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from companion.pde import (
     stencil,
     unrolled_loss,
 )
-from companion.pde_data import (
+from companion.pde.data import (
     error_splitting,
     generate_trajectories,
     grid_points,
@@ -36,8 +36,8 @@ from companion.pde_data import (
     spectral_solution,
     stencil_errors,
 )
-from companion.pde_fitting import train_network
-from companion.pde_training import PRETRAINED, load_network, make_network, pretrained_network, save_network
+from companion.pde.fitting import train_network
+from companion.pde.training import PRETRAINED, load_network, make_network, pretrained_network, save_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [16, 32, 64]

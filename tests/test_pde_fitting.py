@@ -1,5 +1,5 @@
-"""Tests for companion.pde_patches and companion.pde_fitting: sub-step targets, patches, Levenberg-Marquardt,
-amplification, train_network; the chapter's figures (companion.pde_plots)."""
+"""Tests for companion.pde.patches and companion.pde.fitting: sub-step targets, patches, Levenberg-Marquardt,
+amplification, train_network; the chapter's figures (companion.pde.plots)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import math
 import pytest
 import torch
 
-from companion import pde, pde_data, pde_fitting, pde_patches, pde_training
+from companion import pde
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def heat_mode(size: int = 16, steps: int = 8, dt: float = 0.01) -> tuple[torch.Tensor, float]:
     """One Fourier mode of the heat equation, u = exp(-alpha |kappa|^2 t) sin(2 pi x) cos(4 pi y): (1, T+1, d, d)."""
-    x, y = pde_data.grid_points(size)
+    x, y = pde.data.grid_points(size)
     rate = -0.01 * (2 * math.pi) ** 2 * (1 + 4)
     mode = torch.sin(2 * math.pi * x) * torch.cos(4 * math.pi * y)
     frames = [math.exp(rate * j * dt) * mode for j in range(steps + 1)]
@@ -24,7 +24,7 @@ def heat_mode(size: int = 16, steps: int = 8, dt: float = 0.01) -> tuple[torch.T
 
 def test_substep_targets_make_euler_exact_for_a_linear_mode():
     data, rate = heat_mode()
-    inputs, targets = pde_patches.substep_targets(data, dt=0.01, substeps=3)
+    inputs, targets = pde.patches.substep_targets(data, dt=0.01, substeps=3)
     assert inputs.shape == targets.shape == (8, 16, 16)
     # target = n (exp(rate dt / n) - 1) / dt * U: three Euler sub-steps with it give exp(rate dt) exactly
     symbol = 3 * (math.exp(rate * 0.01 / 3) - 1) / 0.01
@@ -35,25 +35,25 @@ def test_substep_targets_make_euler_exact_for_a_linear_mode():
 def test_sample_patches_periodic_and_dirichlet():
     grid = torch.arange(25, dtype=torch.float64).reshape(1, 5, 5)
     generator = torch.Generator().manual_seed(0)
-    patches, centres = pde_patches.sample_patches(grid, grid, count=50, radius=2, generator=generator)
+    patches, centres = pde.patches.sample_patches(grid, grid, count=50, radius=2, generator=generator)
     assert patches.shape == (50, 5, 5) and torch.equal(patches[:, 2, 2], centres)
     # periodic: every row of a patch is a cyclic run of one grid row
     assert torch.all((patches[:, :, 1] - patches[:, :, 0]) % 5 == 1)
-    zeros, _ = pde_patches.sample_patches(grid + 1, grid, count=200, radius=2, boundary="dirichlet",
+    zeros, _ = pde.patches.sample_patches(grid + 1, grid, count=200, radius=2, boundary="dirichlet",
                                           generator=generator)
     assert (zeros == 0).any() and not (zeros[:, 2, 2] == 0).any()
 
 
 @pytest.mark.parametrize("equation", ["heat", "fisher"])
 def test_patch_field_equals_the_field_on_the_grid(equation):
-    model = pde_training.make_network(equation, size=16, seed=3, dtype=torch.float64)
-    U = pde_data.initial_conditions(3, size=16, seed=1) + 0.1 * torch.randn(3, 16, 16, dtype=torch.float64)
+    model = pde.training.make_network(equation, size=16, seed=3, dtype=torch.float64)
+    U = pde.data.initial_conditions(3, size=16, seed=1) + 0.1 * torch.randn(3, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         values = model.field(U)
-    patches, centres = pde_patches.sample_patches(U, values, count=100, radius=4,
+    patches, centres = pde.patches.sample_patches(U, values, count=100, radius=4,
                                                   generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert float((pde_patches.patch_field(model.field, patches) - centres).abs().max()) < 1e-12
+        assert float((pde.patches.patch_field(model.field, patches) - centres).abs().max()) < 1e-12
 
 
 def test_levenberg_marquardt_solves_rosenbrock():
@@ -63,33 +63,33 @@ def test_levenberg_marquardt_solves_rosenbrock():
     def jacobian(v):
         return torch.func.jacrev(residual)(v)
 
-    v, losses = pde_fitting.levenberg_marquardt(residual, jacobian, torch.tensor([-1.2, 1.0], dtype=torch.float64),
+    v, losses = pde.fitting.levenberg_marquardt(residual, jacobian, torch.tensor([-1.2, 1.0], dtype=torch.float64),
                                                 iterations=100)
     assert torch.allclose(v, torch.ones(2, dtype=torch.float64), atol=1e-8)
     assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < 1e-20
 
 
 def test_amplification_of_finite_differences():
-    U = pde_data.initial_conditions(2, size=16, seed=0)
+    U = pde.data.initial_conditions(2, size=16, seed=0)
     stable = pde.method_of_lines("heat", h=1 / 16, dt=0.24 / 16**2 / 0.01, substeps=1)
-    assert pde_fitting.amplification(stable, U, iterations=300) == pytest.approx(1.0, abs=1e-9)  # constant mode
+    assert pde.fitting.amplification(stable, U, iterations=300) == pytest.approx(1.0, abs=1e-9)  # constant mode
     # past the limit alpha dt / h^2 = 1/4 the checkerboard mode grows: |1 - 8 * 0.3| = 1.4
     unstable = pde.MethodOfLinesNetwork(pde.exact_cnn("heat", h=1 / 16), dt=0.3 / 16**2 / 0.01)
-    assert pde_fitting.amplification(unstable, U, iterations=200) == pytest.approx(1.4, rel=1e-3)
+    assert pde.fitting.amplification(unstable, U, iterations=200) == pytest.approx(1.4, rel=1e-3)
 
 
 def small_problem():
-    data = pde_data.generate_trajectories("heat", trajectories=6, steps=12, size=16, seed=5)
-    test = pde_data.generate_trajectories("heat", trajectories=4, steps=12, size=16, seed=6)
+    data = pde.data.generate_trajectories("heat", trajectories=6, steps=12, size=16, seed=5)
+    test = pde.data.generate_trajectories("heat", trajectories=4, steps=12, size=16, seed=6)
     return data, test
 
 
 def test_train_network_learns_heat_from_random_initialisation():
     data, test = small_problem()
-    model = pde_training.make_network("heat", size=16, seed=0, dtype=torch.float64)
+    model = pde.training.make_network("heat", size=16, seed=0, dtype=torch.float64)
     fd = pde.method_of_lines("heat", h=1 / 16, dt=model.dt, substeps=3)
     before = pde.rollout_metrics(pde.rollout(model, test[:, 0], 12), test)["relative_error"][-1]
-    report = pde_fitting.train_network(model, data, patches=3000, iterations=12, restarts=3, restart_iterations=4,
+    report = pde.fitting.train_network(model, data, patches=3000, iterations=12, restarts=3, restart_iterations=4,
                                        seed=1)
     after = pde.rollout_metrics(pde.rollout(model, test[:, 0], 12), test)["relative_error"][-1]
     floor = pde.rollout_metrics(pde.rollout(fd, test[:, 0], 12), test)["relative_error"][-1]
@@ -103,43 +103,43 @@ def test_train_network_is_reproducible():
     data, _ = small_problem()
     weights = []
     for _ in range(2):
-        model = pde_training.make_network("heat", size=16, seed=0)
-        pde_fitting.train_network(model, data, patches=500, iterations=3, restarts=2, restart_iterations=1, seed=4)
+        model = pde.training.make_network("heat", size=16, seed=0)
+        pde.fitting.train_network(model, data, patches=500, iterations=3, restarts=2, restart_iterations=1, seed=4)
         weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     assert torch.equal(*weights) and weights[0].dtype == torch.float32
 
 
 def test_train_network_validation_errors():
     data, _ = small_problem()
-    model = pde_training.make_network("heat", size=16)
+    model = pde.training.make_network("heat", size=16)
     with pytest.raises(TypeError, match="MethodOfLinesNetwork whose field is a companion.pde.ConvRHS"):
-        pde_fitting.train_network(pde.method_of_lines("heat", h=1 / 16, dt=0.01), data)
+        pde.fitting.train_network(pde.method_of_lines("heat", h=1 / 16, dt=0.01), data)
     with pytest.raises(ValueError, match="at least 6 frames"):
-        pde_fitting.train_network(model, data[:, :4])
+        pde.fitting.train_network(model, data[:, :4])
     with pytest.raises(ValueError, match="built for a 16x16 grid"):
-        pde_fitting.train_network(model, pde_data.generate_trajectories("heat", trajectories=2, steps=6, size=8))
+        pde.fitting.train_network(model, pde.data.generate_trajectories("heat", trajectories=2, steps=6, size=8))
     with pytest.raises(ValueError, match="noise level"):
-        pde_fitting.train_network(model, data, noise_levels=(1e-3, -1.0))
+        pde.fitting.train_network(model, data, noise_levels=(1e-3, -1.0))
     with pytest.raises(ValueError, match="noise_damping"):
-        pde_fitting.train_network(model, data, noise_damping=1.5)
+        pde.fitting.train_network(model, data, noise_damping=1.5)
     with pytest.raises(ValueError, match="at least one level"):
-        pde_fitting.train_network(model, data, noise_levels=())
+        pde.fitting.train_network(model, data, noise_levels=())
     with pytest.raises(ValueError, match="validation trajectories must be on the training grid"):
-        pde_fitting.train_network(model, data, validation=torch.zeros(1, 8, 8, 8))
+        pde.fitting.train_network(model, data, validation=torch.zeros(1, 8, 8, 8))
     with pytest.raises(ValueError, match="points must be at least 2"):
-        pde_patches.substep_targets(data, dt=0.1, substeps=3, points=1)
+        pde.patches.substep_targets(data, dt=0.1, substeps=3, points=1)
     with pytest.raises(ValueError, match="same shape"):
-        pde_patches.sample_patches(data[0], data[0, :2], count=3, radius=1)
+        pde.patches.sample_patches(data[0], data[0, :2], count=3, radius=1)
     with pytest.raises(ValueError, match="radius"):
-        pde_patches.sample_patches(data[0], data[0], count=3, radius=-1)
+        pde.patches.sample_patches(data[0], data[0], count=3, radius=-1)
     with pytest.raises(ValueError, match=r"patches must be \(count, 9, 9\)"):
-        pde_patches.patch_field(model.field, torch.zeros(3, 5, 5))
+        pde.patches.patch_field(model.field, torch.zeros(3, 5, 5))
     with pytest.raises(TypeError, match="ConvRHS"):
-        pde_patches.patch_field(torch.nn.Identity(), torch.zeros(3, 9, 9))
+        pde.patches.patch_field(torch.nn.Identity(), torch.zeros(3, 9, 9))
     with pytest.raises(ValueError, match="iterations"):
-        pde_fitting.levenberg_marquardt(lambda v: v, lambda v: torch.eye(2), torch.zeros(2), iterations=0)
+        pde.fitting.levenberg_marquardt(lambda v: v, lambda v: torch.eye(2), torch.zeros(2), iterations=0)
     with pytest.raises(TypeError, match="callable"):
-        pde_fitting.amplification(3, data[:, 0])
+        pde.fitting.amplification(3, data[:, 0])
 
 
 def test_chapter_figures_draw():
@@ -148,13 +148,13 @@ def test_chapter_figures_draw():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from companion import pde_plots
+    from companion import pde
 
-    for figure in (pde_plots.method_of_lines_schematic(), pde_plots.error_splitting_schematic(),
-                   pde_plots.prediction_figure(torch.zeros(8, 8), torch.ones(8, 8), title="t", step=3)):
+    for figure in (pde.plots.method_of_lines_schematic(), pde.plots.error_splitting_schematic(),
+                   pde.plots.prediction_figure(torch.zeros(8, 8), torch.ones(8, 8), title="t", step=3)):
         assert isinstance(figure, matplotlib.figure.Figure) and figure.axes
         plt.close(figure)
     with pytest.raises(ValueError, match="same shape"):
-        pde_plots.prediction_figure(torch.zeros(8, 8), torch.zeros(4, 4))
+        pde.plots.prediction_figure(torch.zeros(8, 8), torch.zeros(4, 4))
     with pytest.raises(ValueError, match="2 dimensions"):
-        pde_plots.prediction_figure(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8))
+        pde.plots.prediction_figure(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8))

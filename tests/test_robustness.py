@@ -1,4 +1,4 @@
-"""Tests of companion.robustness: certified radii (safe against rounding), certificate checks, reports, and the
+"""Tests of companion.lipschitz.robustness: certified radii (safe against rounding), certificate checks, reports, and the
 make_moons reproduction of issue 14 (no clipping unless asked)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 import companion
 from companion.data import digits
 from companion.lipschitz import NormalizedLinear
-from companion.robustness import (
+from companion.lipschitz.robustness import (
     RobustnessReport,
     certificate_check,
     certified_accuracy,

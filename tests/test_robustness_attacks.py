@@ -1,4 +1,4 @@
-"""Tests of companion.attacks: APGD and PGD against brute force and exact answers, their bookkeeping, and the
+"""Tests of companion.lipschitz.attacks: APGD and PGD against brute force and exact answers, their bookkeeping, and the
 rule that no default changes the data."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from companion.attacks import apgd_checkpoints, apgd_l2, pgd_l2
+from companion.lipschitz.attacks import apgd_checkpoints, apgd_l2, pgd_l2
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -224,7 +224,7 @@ def test_volume_helpers_validation():
 def test_shear_schematic_keeps_the_shaded_area():
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
-    from companion.structured_figures import shear_schematic
+    from companion.structured.figures import shear_schematic
 
     figure = shear_schematic()
     titles = [ax.get_title() for ax in figure.axes]

@@ -171,7 +171,7 @@ def test_every_submodule_and_public_name_is_reachable_from_the_package() -> None
     for info in pkgutil.iter_modules(C.__path__):
         if info.name.startswith("_"):
             continue
-        module = getattr(C, info.name)  # no import statement needed: companion.pde, companion.pde_training, ...
+        module = getattr(C, info.name)  # no import statement needed: companion.pde, companion.pde.training, ...
         for name in getattr(module, "__all__", ()):
             assert hasattr(module, name), f"companion.{info.name}.__all__ names {name!r}, which it lacks"
     for name in C.__all__:
@@ -179,7 +179,7 @@ def test_every_submodule_and_public_name_is_reachable_from_the_package() -> None
     for name in ("FlowLayer", "GradientLayer", "SpherePreservingLayer", "SymplecticLayer", "VolumePreservingLayer",
                  "MassPreservingLayer", "NonExpansiveLayer", "rk_step", "RK4", "fit"):
         assert name in C.__all__
-    assert C.pde.ConvRHS and C.pde_training.make_network and C.pde_data.spectral_solution and C.plotting
+    assert C.pde.ConvRHS and C.pde.training.make_network and C.pde.data.spectral_solution and C.plotting
 
 
 def _global_states():

@@ -12,13 +12,13 @@ Authors' set-up, re-implemented from their repository (PredictingPixelData, the 
 
 The authors train on 1,000 finite-element trajectories on a 100x100 grid for 299 epochs per stage (about
 29,000 optimiser steps, hours on a CPU). Here both sides use the same smaller data set, 32 pseudo-spectral
-trajectories of 5 steps from :func:`companion.pde_data.generate_trajectories` on a 64x64 periodic grid, tested
+trajectories of 5 steps from :func:`companion.pde.data.generate_trajectories` on a 64x64 periodic grid, tested
 on 16 held-out initial conditions over 40 steps, and the authors' recipe runs for :data:`AUTHORS_EPOCHS`
 epochs per stage.
 
-Companion side: :func:`companion.pde_training.make_network` (the same 102-parameter field, with the fixed
+Companion side: :func:`companion.pde.training.make_network` (the same 102-parameter field, with the fixed
 scale :math:`\alpha/h^2`) trained by the package's trainer named in :data:`COMPANION_TRAINER`
-(:func:`companion.pde_fitting.train_network`).
+(:func:`companion.pde.fitting.train_network`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from companion import pde, pde_data, pde_training
+from companion import pde
 
 from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
 
@@ -40,8 +40,8 @@ AUTHORS_EPOCHS = 40  # per stage: 120 optimiser steps of batch 32, where the aut
 def heat_data(*, quick: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, test)`` float32 trajectories ``(N, T + 1, 64, 64)``: 5 steps for training, 40 held-out steps for testing."""
     count = 8 if quick else TRAIN_TRAJECTORIES
-    train = pde_data.generate_trajectories("heat", trajectories=count, steps=UNROLLED, size=SIZE, alpha=ALPHA, seed=0)
-    test = pde_data.generate_trajectories("heat", trajectories=4 if quick else TEST_TRAJECTORIES, steps=HORIZON,
+    train = pde.data.generate_trajectories("heat", trajectories=count, steps=UNROLLED, size=SIZE, alpha=ALPHA, seed=0)
+    test = pde.data.generate_trajectories("heat", trajectories=4 if quick else TEST_TRAJECTORIES, steps=HORIZON,
                                           size=SIZE, alpha=ALPHA, seed=1)
     return train.to(torch.float32), test.to(torch.float32)
 
@@ -102,7 +102,7 @@ def relative_error(step, test: torch.Tensor) -> float:
 
 # --- the comparison ------------------------------------------------------------------------------
 
-#: Companion's trainer (a function of :mod:`companion.pde_training`) and its settings for this data size:
+#: Companion's trainer (a function of :mod:`companion.pde.training`) and its settings for this data size:
 #: ``train_network`` (Levenberg-Marquardt on local patches, the trainer of chapter 4); the package's
 #: first-order curriculum ``train_curriculum`` (Adam on the unrolled loss through :func:`companion.fit`, the
 #: like-for-like counterpart of the authors' recipe) can be measured by naming it here.
@@ -115,10 +115,10 @@ COMPANION_SETTINGS = {
 
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> Comparison:
     train, test = (t.to(device) for t in heat_data(quick=quick))
-    dt = pde_data.default_time_step("heat", size=SIZE, alpha=ALPHA)
+    dt = pde.data.default_time_step("heat", size=SIZE, alpha=ALPHA)
     authors_epochs = 1 if quick else AUTHORS_EPOCHS
-    trainer = getattr(pde_training, COMPANION_TRAINER)
-    log(f"  companion trainer: companion.pde_training.{COMPANION_TRAINER}")
+    trainer = getattr(pde, COMPANION_TRAINER)
+    log(f"  companion trainer: companion.pde.{COMPANION_TRAINER}")
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
@@ -132,7 +132,7 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         return Measurement({"rE(40)": error}, seconds, cpu, parameters=parameter_count(model))
 
     def companion_side(seed: int, warm: bool = False) -> Measurement | None:
-        model = pde_training.make_network("heat", size=SIZE, alpha=ALPHA, substeps=SUBSTEPS, seed=seed).to(device)
+        model = pde.training.make_network("heat", size=SIZE, alpha=ALPHA, substeps=SUBSTEPS, seed=seed).to(device)
         recipe = dict(COMPANION_SETTINGS[COMPANION_TRAINER], seed=seed)
         if quick or warm:
             recipe = {k: 1 if k in ("epochs", "iterations", "restarts", "restart_iterations") else v

@@ -21,10 +21,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_positive_int, check_tensor
-from .fields import ACTIVATIONS, _ActivationSetting
-from .integrators import SYMPLECTIC_EULER, GeometricMethod, require_method
-from .layers import StepSize
+from .._checks import check_choice, check_positive_int, check_tensor
+from ..fields import ACTIVATIONS, _ActivationSetting
+from ..integrators import SYMPLECTIC_EULER, GeometricMethod, require_method
+from ..layers import StepSize
 
 __all__ = ["VolumePreservingLayer", "sphere_mesh", "enclosed_volume"]
 
@@ -221,7 +221,7 @@ def sphere_mesh(
     TypeError, ValueError
         On a non-positive radius, a centre that is not three numbers, too few rings or segments.
     """
-    from ._checks import check_positive
+    from .._checks import check_positive
 
     radius = check_positive(radius, "radius")
     check_positive_int(rings, "rings")

@@ -3,7 +3,7 @@ r"""Local patches of pixel trajectories: sub-step targets by interpolation in ti
 
 The field of a method-of-lines network at a pixel depends on the image only in a small window (radius
 :math:`2\lfloor k/2\rfloor` for two :math:`k\times k` convolutions), so fitting it to data splits into
-independent residuals on patches; :mod:`companion.pde_fitting` fits them.
+independent residuals on patches; :mod:`companion.pde.fitting` fits them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from ._checks import check_positive, check_positive_int, check_tensor
-from .pde import ConvRHS
+from .._checks import check_positive, check_positive_int, check_tensor
+from .networks import ConvRHS
 
 __all__ = ["INTERPOLATION_POINTS", "substep_targets", "sample_patches", "patch_field"]
 

@@ -4,7 +4,7 @@ Both search the ball :math:`\{\lVert\delta\rVert_2\le\varepsilon\}` around each 
 a point counts as fooled as soon as any iterate of any run is misclassified, so they report an upper bound on
 the robust accuracy. Neither changes the data unless asked: inputs are clipped to a box only when ``bounds`` is
 given, and then inputs outside the box are an error. The public names are re-exported by
-:mod:`companion.robustness`.
+:mod:`companion.lipschitz.robustness`.
 
 References
 ----------
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_choice, check_positive, check_positive_int, check_tensor
+from .._checks import check_choice, check_positive, check_positive_int, check_tensor
 
 __all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES"]
 

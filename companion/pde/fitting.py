@@ -11,7 +11,7 @@ trajectories of frames :math:`U^0, U^1, \dots` (``(N, T + 1, d, d)``) in four mo
 2. **Patches.** :math:`F_\theta(U)` at a pixel depends on :math:`U` only in a window of radius
    :math:`2\lfloor k/2\rfloor` (two :math:`k\times k` convolutions), so the fit splits into independent
    residuals :math:`F_\theta(P_i) - G_i` on random patches: cheap, and with exact per-patch Jacobians
-   (targets and patches: :mod:`companion.pde_patches`).
+   (targets and patches: :mod:`companion.pde.patches`).
 3. **Levenberg-Marquardt** on the stacked residuals in float64 (:func:`levenberg_marquardt`): the networks have
    102 and 511 parameters, few enough for Gauss-Newton steps.
 4. **Noise injection with continuation.** Smooth data never excite high frequencies, so a fit leaves the field's
@@ -34,9 +34,9 @@ from typing import Callable, Sequence
 import torch
 from torch.func import jacrev, jvp, vmap
 
-from ._checks import check_positive, check_positive_int, check_tensor
-from .pde import ConvRHS, MethodOfLinesNetwork, rollout, rollout_metrics
-from .pde_patches import (INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches,
+from .._checks import check_positive, check_positive_int, check_tensor
+from .networks import ConvRHS, MethodOfLinesNetwork, rollout, rollout_metrics
+from .patches import (INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches,
                           substep_targets)
 
 __all__ = ["SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network"]
@@ -232,7 +232,7 @@ def train_network(
     continued : int
         How many starting points (the best after the first stage) go through every stage.
     points : int
-        Frames per time interpolant of :func:`~companion.pde_patches.substep_targets` (more for data that move
+        Frames per time interpolant of :func:`~companion.pde.patches.substep_targets` (more for data that move
         fast between frames, such as advection at one cell per step).
     seed : int
         Seeds the patches, the injected noise and the fresh draws.
@@ -252,7 +252,7 @@ def train_network(
     """
     if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
         raise TypeError("model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
-                        f"(e.g. from companion.pde_training.make_network), got {type(model).__name__}.")
+                        f"(e.g. from companion.pde.training.make_network), got {type(model).__name__}.")
     check_positive_int(points, "points")
     _check_trajectories(trajectories, min_frames=max(points, 2))
     check_positive_int(patches, "patches")

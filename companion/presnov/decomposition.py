@@ -26,8 +26,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
-from .integrators import RK4, ButcherTableau, _rk_step_unchecked, get_tableau, integrate
+from .._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
+from ..integrators import RK4, ButcherTableau, _rk_step_unchecked, get_tableau, integrate
 
 __all__ = [
     "gauss_legendre",

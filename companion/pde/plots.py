@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from ._checks import check_tensor
+from .._checks import check_tensor
 
 __all__ = ["method_of_lines_schematic", "error_splitting_schematic", "prediction_figure"]
 

@@ -11,7 +11,7 @@ every kernel here is written in that convention (so the central :math:`\partial_
 
 Grids are tensors of shape ``(d, d)`` or ``(batch, d, d)``. Boundaries: ``"periodic"`` (circular padding)
 and ``"dirichlet"`` (homogeneous, zero padding). Data generation and the error-splitting measurements are
-in :mod:`companion.pde_data`.
+in :mod:`companion.pde.data`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
-from ._settings import FixedSettings
+from .._checks import check_callable, check_choice, check_positive, check_positive_int, check_tensor
+from .._settings import FixedSettings
 
 __all__ = [
     "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "check_order", "check_velocity", "rhs",
@@ -545,7 +545,8 @@ def unrolled_loss(model: Callable, U0: torch.Tensor, targets: torch.Tensor) -> t
 
 
 def rollout_metrics(prediction: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
-    r"""Per-step errors of a rollout, each of shape ``(steps + 1,)`` (science.md 3.5).
+    r"""Per-step errors of a rollout, each of shape ``(steps + 1,)`` (the metrics of Celledoni, Jackaman,
+    Murari and Owren, 2025).
 
     ``mse``: mean over samples and pixels of :math:`(N^j(U^0)-U^j)^2`; ``max_error``: mean over samples of the
     max abs error; ``relative_error``: mean over samples of :math:`\|N^j(U^0)-U^j\|_F/\|U^j\|_F`.

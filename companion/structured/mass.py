@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ._checks import check_positive_int, check_tensor
-from .fields import MassPreservingField
-from .integrators import EULER, ButcherTableau, _rk_step_unchecked, get_tableau
-from .layers import StepSize
+from .._checks import check_positive_int, check_tensor
+from ..fields import MassPreservingField
+from ..integrators import EULER, ButcherTableau, _rk_step_unchecked, get_tableau
+from ..layers import StepSize
 
 __all__ = ["MassPreservingLayer", "MassLift", "MassProjection", "mass_preserving_network"]
 

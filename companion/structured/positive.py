@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_positive_int, check_tensor
-from .fields import _ActivationSetting
-from .integrators import EXPONENTIAL_EXIT, GeometricMethod, get_method
-from .layers import StepSize
-from .structured_mass import _mass_network
+from .._checks import check_positive_int, check_tensor
+from ..fields import _ActivationSetting
+from ..integrators import EXPONENTIAL_EXIT, GeometricMethod, get_method
+from ..layers import StepSize
+from .mass import _mass_network
 
 __all__ = [
     "EXPONENTIAL_EXIT",

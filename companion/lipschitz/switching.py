@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_positive_int, check_tensor
-from ._settings import FixedSettings
+from .._checks import check_positive_int, check_tensor
+from .._settings import FixedSettings
 
 __all__ = ["contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step", "SwitchingLayer"]
 

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ._checks import check_choice, check_positive_int, check_tensor
+from .._checks import check_choice, check_positive_int, check_tensor
 
 __all__ = [
     "PADDING_MODES", "dense_operator_norm", "periodic_conv_operator_norm", "conv_operator_norm",

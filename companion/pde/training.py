@@ -1,9 +1,9 @@
 r"""Method-of-lines networks for heat, Fisher and advection: construction, training and the shipped weights.
 
-Two trainers: :func:`train_network` (from :mod:`companion.pde_fitting`: Levenberg-Marquardt on local patches,
+Two trainers: :func:`~companion.pde.fitting.train_network` (in :mod:`companion.pde.fitting`: Levenberg-Marquardt on local patches,
 the one that learns from PyTorch's random initialisation in minutes) and :func:`train_curriculum` (Adam on the
 unrolled loss through :func:`companion.training.fit`, the paper's recipe). The weights in
-``companion/weights/*.pt`` are made by ``scripts/train_pde.py`` (``make train-pde``).
+``companion/pde/weights/*.pt`` are made by ``scripts/train_pde.py`` (``make train-pde``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from ._checks import check_choice, check_positive, check_positive_int
-from .pde import ConvRHS, MethodOfLinesNetwork, check_time_step, exact_cnn, unrolled_loss
-from .pde_data import default_time_step
-from .pde_fitting import TrainingReport, train_network  # noqa: F401  (documented in companion.pde_fitting)
-from .training import History, fit
+from .._checks import check_choice, check_positive, check_positive_int
+from .networks import ConvRHS, MethodOfLinesNetwork, check_time_step, exact_cnn, unrolled_loss
+from .data import default_time_step
+
+from ..training import History, fit
 
 __all__ = [
     "ARCHITECTURES", "PRETRAINED", "AUTHORS_RELATIVE_ERRORS", "make_network", "train_curriculum", "save_network",
@@ -34,7 +34,7 @@ ARCHITECTURES = {
 }
 _INITS = ("random", "exact")
 
-#: The shipped weights (``companion/weights/{equation}_{variant}.pt``), by equation: ``random`` (trained from
+#: The shipped weights (``companion/pde/weights/{equation}_{variant}.pt``), by equation: ``random`` (trained from
 #: PyTorch's initialisation), ``exact`` (from the exact CNN with weight noise), ``noisy-data-1e-3`` and
 #: ``noisy-data-1e-2`` (data with Gaussian noise), ``injected`` (clean data, the authors' noise injection);
 #: advection: ``plain`` and ``projected`` Euler.
@@ -83,7 +83,7 @@ def make_network(
     alpha : float
         Diffusion coefficient (heat, Fisher; it sets the scale and the default step).
     dt, substeps : float, int
-        Step of one call (default :func:`~companion.pde_data.default_time_step`) and Euler sub-steps.
+        Step of one call (default :func:`~companion.pde.data.default_time_step`) and Euler sub-steps.
     init, noise, seed : str, float, int
         Initialisation, weight noise for ``init="exact"``, seed.
     dtype : torch.dtype
@@ -214,7 +214,7 @@ def load_network(path: str | Path, *, dtype: torch.dtype = torch.float32,
 
 def pretrained_network(equation: str, *, variant: str = "random", dtype: torch.dtype = torch.float32,
                        fft: bool = False):
-    """The shipped weights ``companion/weights/{equation}_{variant}.pt``; returns ``(network, metadata)``.
+    """The shipped weights ``companion/pde/weights/{equation}_{variant}.pt``; returns ``(network, metadata)``.
 
     The variants are listed in :data:`PRETRAINED`; the metadata record how each was trained (seed, data,
     time, device) and what it measured on held-out initial conditions.
@@ -226,7 +226,7 @@ def pretrained_network(equation: str, *, variant: str = "random", dtype: torch.d
     """
     check_choice(equation, "equation", PRETRAINED)
     check_choice(variant, "variant", PRETRAINED[equation])
-    path = resources.files("companion") / "weights" / f"{equation}_{variant}.pt"
+    path = resources.files("companion.pde") / "weights" / f"{equation}_{variant}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"no shipped weights at {path}; run `make train-pde` to make them.")
     return load_network(path, dtype=dtype, fft=fft)

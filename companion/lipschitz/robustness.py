@@ -5,7 +5,7 @@ map counted in :math:`L`), with margin :math:`m(x)=\mathcal N(x)_{\hat k}-\max_{
 every :math:`y` with :math:`\lVert y-x\rVert_2 < m(x)/(\sqrt2 L)` gets the class :math:`\hat k`
 (Tsuzuku, Sato, Sugiyama 2018). An attack (:func:`apgd_l2`, :func:`pgd_l2`) only ever shows a lower bound on
 the damage, so the attacked accuracy is an upper bound on the robust accuracy; the certificate is a lower bound.
-The attacks are re-exported here from ``companion.attacks``.
+The attacks are re-exported here from ``companion.lipschitz.attacks``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_choice, check_positive, check_tensor
+from .._checks import check_choice, check_positive, check_tensor
 from .attacks import _check_data, apgd_checkpoints, apgd_l2, pgd_l2
 
 __all__ = [

@@ -17,10 +17,10 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ._checks import check_callable, check_positive, check_positive_int, check_tensor
-from .layers import FlowNetwork, GradientLayer
-from .presnov import decompose
-from .training import fit
+from .._checks import check_callable, check_positive, check_positive_int, check_tensor
+from ..layers import FlowNetwork, GradientLayer
+from .decomposition import decompose
+from ..training import fit
 
 __all__ = ["presnov_sizes", "gradient_network", "DepthStudy", "depth_study", "gradient_norms_by_layer"]
 

@@ -1,19 +1,8 @@
-r"""Layers with prescribed geometric properties: symplecticity, volume, mass, and mass with non-negativity.
+r"""The symplectic layer: a separable neural Hamiltonian stepped by a symplectic method.
 
-Each layer follows the design recipe: a family of vector fields whose exact flows have the
-property, and an integrator that keeps it at the discrete level. The property then holds for
-**every** value of the parameters, by construction.
-
-- :class:`SymplecticLayer`: a separable neural Hamiltonian, stepped by symplectic Euler or Störmer--Verlet;
-- :class:`VolumePreservingLayer` (any dimension >= 2): shears :math:`x_i \leftarrow x_i + h\,g_i(x_{-i})` over
-  blocks of coordinates, composed;
-- :class:`MassPreservingLayer`: the skew field :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1`, stepped by any
-  Runge--Kutta method;
-- :class:`PositiveMassPreservingLayer`: a compartmental field with rates :math:`r_{ij}(x)\ge0`, stepped by the
-  exponential exit step (mass and non-negativity).
-
-The volume, mass and positive-mass layers live in ``companion.structured_volume``,
-``companion.structured_mass`` and ``companion.structured_positive`` and are re-exported here.
+The layer follows the design recipe: a family of vector fields whose exact flows are symplectic (Hamiltonian
+fields), and an integrator that keeps symplecticity at the discrete level (symplectic Euler or
+Störmer--Verlet). The property then holds for **every** value of the parameters, by construction.
 
 References
 ----------
@@ -26,41 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_even, check_positive_int, check_tensor
-from .fields import GradientField
-from .integrators import (
-    SYMPLECTIC_EULER,
-    GeometricMethod,
-    _stormer_verlet_step_unchecked,
-    _symplectic_euler_step_unchecked,
-    require_method,
-)
-from .layers import StepSize
-from .structured_mass import MassLift, MassPreservingLayer, MassProjection, mass_preserving_network
-from .structured_positive import (
-    EXPONENTIAL_EXIT,
-    CompartmentalField,
-    PositiveMassPreservingLayer,
-    exponential_exit_step,
-    positive_mass_network,
-)
-from .structured_volume import VolumePreservingLayer, enclosed_volume, sphere_mesh
+from .._checks import check_even, check_positive_int, check_tensor
+from ..fields import GradientField
+from ..geometric import _stormer_verlet_step_unchecked, _symplectic_euler_step_unchecked
+from ..integrators import SYMPLECTIC_EULER, GeometricMethod, require_method
+from ..layers import StepSize
 
-__all__ = [
-    "SymplecticLayer",
-    "VolumePreservingLayer",
-    "MassPreservingLayer",
-    "MassLift",
-    "MassProjection",
-    "mass_preserving_network",
-    "PositiveMassPreservingLayer",
-    "CompartmentalField",
-    "EXPONENTIAL_EXIT",
-    "exponential_exit_step",
-    "positive_mass_network",
-    "sphere_mesh",
-    "enclosed_volume",
-]
+__all__ = ["SymplecticLayer"]
 
 
 class SymplecticLayer(StepSize, nn.Module):

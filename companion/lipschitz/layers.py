@@ -2,11 +2,8 @@ r"""Layers that are 1-Lipschitz for every parameter value, and Lipschitz bounds 
 
 * :class:`NonExpansiveLayer` and :class:`NonExpansiveConvLayer`: one explicit Euler step of the
   gradient flow :math:`\dot x = -A^\top\sigma(Ax+b)`, with :math:`h\le 2/\lVert A\rVert_2^2` enforced in ``forward``.
-* :class:`SwitchingLayer` (from ``companion.switching``): the contractive / expansive pair of
-  Celledoni et al. (2023), with the steps kept inside the admissible region.
 * :class:`NormalizedLinear`, :class:`Standardize` and :func:`network_lipschitz_bound`, which multiplies the
   bounds of a ``nn.Sequential``, preprocessing included; :func:`lipschitz_classifier` builds a network.
-* The operator norms of ``companion.operator_norms`` (exact, certified bounds, estimates), re-exported here.
 
 Every layer shows its fixed settings in ``repr`` and restores them from its ``state_dict``; none branches on
 tensor values in ``forward``, so ``torch.compile`` and ``torch.func`` transforms apply.
@@ -26,27 +23,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_choice, check_positive, check_positive_int, check_tensor
-from ._settings import FixedSettings
+from .._checks import check_choice, check_positive, check_positive_int, check_tensor
+from .._settings import FixedSettings
 from .operator_norms import (
     PADDING_MODES,
     conv2d_same,
     conv2d_same_adjoint,
     conv_operator_norm,
-    conv_power_iteration,
     dense_operator_norm,
-    periodic_conv_operator_norm,
-    power_iteration,
-    reshaped_kernel_norm,
 )
-from .switching import SwitchingLayer, admissible_expansive_step, contractive_factor, switching_lipschitz_bound
+from .switching import SwitchingLayer
 
 __all__ = [
-    "dense_operator_norm", "periodic_conv_operator_norm", "conv_operator_norm", "reshaped_kernel_norm",
-    "power_iteration", "conv2d_same", "conv2d_same_adjoint", "conv_power_iteration",
-    "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
-    "contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step",
-    "network_lipschitz_bound", "lipschitz_classifier",
+    "NonExpansiveLayer", "NonExpansiveConvLayer", "NormalizedLinear", "Standardize", "network_lipschitz_bound",
+    "lipschitz_classifier",
 ]
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
@@ -281,7 +271,7 @@ def network_lipschitz_bound(model: nn.Module) -> float:
 
     A module with a ``lipschitz_bound()`` method gives that; ``nn.Sequential`` multiplies its children;
     ``nn.Linear`` gives its exact norm; ReLU, tanh, Identity, Flatten and LeakyReLU (slope <= 1) give 1.
-    The value is the bound in exact arithmetic; :func:`companion.robustness.certified_radius` adds an
+    The value is the bound in exact arithmetic; :func:`companion.lipschitz.robustness.certified_radius` adds an
     allowance for the rounding of a float32 forward pass and of the norms themselves.
 
     Raises

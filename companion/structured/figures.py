@@ -1,6 +1,6 @@
 """Figures of the prescribed-properties chapter: shears composing to a volume-preserving map.
 
-Imported on demand (``from companion.structured_figures import shear_schematic``); it needs matplotlib.
+Imported on demand (``from companion.structured.figures import shear_schematic``); it needs matplotlib.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .plotting import COLORS
+from ..plotting import COLORS
 
 __all__ = ["shear_schematic"]
 

@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ._checks import check_choice, check_positive, check_positive_int
-from .integrators import RK4, rk_step
-from .pde import EQUATIONS, apply_stencil, check_grid, check_velocity, rhs, stencil
+from .._checks import check_choice, check_positive, check_positive_int
+from ..integrators import RK4, rk_step
+from .networks import EQUATIONS, apply_stencil, check_grid, check_velocity, rhs, stencil
 
 __all__ = [
     "grid_points", "initial_conditions", "default_time_step", "spectral_solution", "generate_trajectories",
@@ -35,7 +35,7 @@ def initial_conditions(
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     r""":math:`u_0 = \sin(2\pi k_1(x-s_x))\cos(2\pi k_2(y-s_y)) + \text{offset}`, :math:`k_i` uniform in
-    ``k_min..k_max``, :math:`s \sim U(0,1)^2` (science.md 3.2; offset 1 for advection). Shape ``(count, d, d)``.
+    ``k_min..k_max``, :math:`s \sim U(0,1)^2` (the initial conditions of Celledoni, Jackaman, Murari and Owren, 2025; offset 1 for advection). Shape ``(count, d, d)``.
 
     Raises
     ------
@@ -172,7 +172,7 @@ def error_splitting(
     :math:`O(\delta t^2)`), ``network`` :math:`\|\Psi_F^{\delta t}(U^0) - \Psi_{F_\theta}^{\delta t}(U^0)\|`, and
     ``total`` :math:`\|U^1 - \Psi_{F_\theta}^{\delta t}(U^0)\|` (at most the sum of the three).
     """
-    from .pde import method_of_lines
+    from .networks import method_of_lines
 
     def field(V: torch.Tensor) -> torch.Tensor:
         return rhs(equation, V, h=h, alpha=alpha)

@@ -1,0 +1,87 @@
+r"""Learning PDE dynamics from pixel data with the method of lines (chapter 4).
+
+A finite-difference stencil is a convolution, so the semi-discrete right-hand side of a PDE is a small CNN and
+an explicit Euler step of it is a residual layer (Celledoni, Jackaman, Murari and Owren, 2025).
+
+- :mod:`companion.pde.networks`: stencils as convolution kernels, :class:`ConvRHS`, the exact CNN of a
+  finite-difference step (:func:`exact_cnn`), :class:`MethodOfLinesNetwork`, rollouts and their metrics;
+- :mod:`companion.pde.data`: initial conditions, the pseudo-spectral truth, trajectories, the error splitting;
+- :mod:`companion.pde.patches`: sub-step targets by interpolation in time and local patches of trajectories;
+- :mod:`companion.pde.fitting`: :func:`train_network`, Levenberg--Marquardt on patches with noise injection,
+  which learns from PyTorch's random initialisation;
+- :mod:`companion.pde.training`: the paper's architectures, the unrolled-loss curriculum, saving and loading,
+  and the networks shipped in ``companion/pde/weights`` (:func:`pretrained_network`);
+- :mod:`companion.pde.plots`: the chapter's schematics and prediction figures (imported on first use: it needs
+  matplotlib).
+
+The names of the first five modules are also attributes of ``companion.pde`` (``companion.pde.rollout``).
+"""
+
+import importlib
+
+from . import data, fitting, networks, patches, training
+from .data import (
+    default_time_step,
+    error_splitting,
+    generate_trajectories,
+    grid_points,
+    initial_conditions,
+    semidiscrete_flow,
+    spectral_solution,
+    stencil_errors,
+)
+from .fitting import SCALING_FLOOR, TrainingReport, amplification, levenberg_marquardt, train_network
+from .networks import (
+    BOUNDARIES,
+    EQUATIONS,
+    ConvRHS,
+    MethodOfLinesNetwork,
+    apply_stencil,
+    check_grid,
+    check_order,
+    check_time_step,
+    check_velocity,
+    exact_cnn,
+    impulse_response,
+    method_of_lines,
+    rhs,
+    rollout,
+    rollout_metrics,
+    stencil,
+    unrolled_loss,
+)
+from .patches import INTERPOLATION_POINTS, patch_field, sample_patches, substep_targets
+from .training import (
+    ARCHITECTURES,
+    AUTHORS_RELATIVE_ERRORS,
+    PRETRAINED,
+    load_network,
+    make_network,
+    pretrained_network,
+    save_network,
+    train_curriculum,
+)
+
+__all__ = [
+    # networks
+    "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "check_order", "check_velocity", "rhs",
+    "check_time_step", "ConvRHS", "exact_cnn", "MethodOfLinesNetwork", "method_of_lines", "rollout",
+    "unrolled_loss", "rollout_metrics", "impulse_response",
+    # data
+    "grid_points", "initial_conditions", "default_time_step", "spectral_solution", "generate_trajectories",
+    "semidiscrete_flow", "error_splitting", "stencil_errors",
+    # patches and fitting
+    "INTERPOLATION_POINTS", "substep_targets", "sample_patches", "patch_field",
+    "SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network",
+    # architectures, curriculum, weights
+    "ARCHITECTURES", "PRETRAINED", "AUTHORS_RELATIVE_ERRORS", "make_network", "train_curriculum", "save_network",
+    "load_network", "pretrained_network",
+    # submodules
+    "data", "fitting", "networks", "patches", "training",
+]
+
+
+def __getattr__(name: str):
+    if name == "plots":
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
