@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: install book test browser-available unit notebooks-check book-stored browser notebooks notebooks-stress fresh bench train-pde clean
+.PHONY: install book test browser-available lint unit notebooks-check book-stored browser notebooks notebooks-stress fresh bench train-pde clean
 
 install: $(STAMP)
 
@@ -20,14 +20,19 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python scripts/booktools.py timings _build/.jupyter_cache
 
-## make test: unit + property tests, every notebook under nbval, the book built from stored outputs, a real browser.
-test: browser-available unit notebooks-check book-stored browser
+## make test: lint, unit + property tests, every notebook under nbval, the book built from stored outputs, a real browser.
+test: browser-available lint unit notebooks-check book-stored browser
 
 # Fail in the first second, not after ten minutes of other tests, when the browser test cannot run.
 browser-available:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
 	  echo "make test needs Chromium for its browser test: run 'apt-get install chromium' (or .ci/run, which does)."; \
 	  exit 1; }
+
+## make lint: ruff (pyflakes, import order, pyupgrade, bugbear) and the formatter, configured in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not slow"

@@ -51,7 +51,13 @@ from .robustness import (
     robustness_report,
     rounding_allowance,
 )
-from .switching import SwitchingLayer, admissible_expansive_step, contractive_factor, switching_lipschitz_bound
+from .switching import (
+    SKEW_LIMIT,
+    SwitchingLayer,
+    admissible_expansive_step,
+    contractive_factor,
+    switching_lipschitz_bound,
+)
 
 __all__ = [
     # operator norms
@@ -59,7 +65,7 @@ __all__ = [
     "reshaped_kernel_norm", "power_iteration", "conv2d_same", "conv2d_same_adjoint", "conv_power_iteration",
     # layers
     "NonExpansiveLayer", "NonExpansiveConvLayer", "NormalizedLinear", "Standardize", "network_lipschitz_bound",
-    "lipschitz_classifier", "SwitchingLayer", "contractive_factor", "switching_lipschitz_bound",
+    "lipschitz_classifier", "SwitchingLayer", "SKEW_LIMIT", "contractive_factor", "switching_lipschitz_bound",
     "admissible_expansive_step",
     # attacks and certificates
     "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES", "ATTACKS", "certified_radius", "certified_accuracy",
