@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import companion
+from companion.lipschitz.switching import _orthogonal
 from companion.lipschitz import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
@@ -64,6 +65,23 @@ def test_switching_layer_is_one_lipschitz_for_random_weights(seed, dim, scale):
     assert layer.lipschitz_bound() <= 1 + 1e-12
     assert companion.jacobian_spectral_norm(layer, x) <= 1 + 1e-6
     assert companion.lipschitz_lower_bound(layer, x, n_pairs=300, seed=seed) <= 1 + 1e-9
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e5, 1e6, 1e9, 1e30])
+def test_switching_layer_stays_one_lipschitz_in_float32_at_huge_weights(scale):
+    """The float32 exponential of a large skew matrix is not orthogonal (norm 1.3 at 1e5, 5 at 1e6, inf beyond);
+    the layer's matrices must be, for every parameter value, and pairs must not stretch beyond the bound."""
+    layer = _randomize(SwitchingLayer(16), 0, 1.0)
+    with torch.no_grad():
+        layer.raw_expansive.mul_(scale)
+        layer.raw_contractive.mul_(scale)
+        layer.raw_h_expansive.fill_(1e3)
+    x = torch.randn(200, 16, generator=torch.Generator().manual_seed(1)) * 3
+    for raw in (layer.raw_expansive, layer.raw_contractive):
+        assert float(torch.linalg.matrix_norm(_orthogonal(raw), 2)) <= 1 + 1e-5
+    bound = layer.lipschitz_bound()
+    assert bound <= 1 + 1e-6
+    assert companion.lipschitz_lower_bound(layer, x, n_pairs=2000, seed=0) <= bound * (1 + 1e-4)
 
 
 @settings(max_examples=6, deadline=None)

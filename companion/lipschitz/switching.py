@@ -23,7 +23,9 @@ from torch.nn import functional as F
 from .._checks import check_positive_int, check_tensor
 from .._settings import FixedSettings
 
-__all__ = ["contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step", "SwitchingLayer"]
+__all__ = [
+    "contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step", "SKEW_LIMIT", "SwitchingLayer",
+]
 
 
 def contractive_factor(h, *, slope: float = 0.5, n_steps: int = 2):
@@ -56,8 +58,23 @@ def admissible_expansive_step(h_contractive, *, slope: float = 0.5, n_steps: int
     return 1.0 / contractive_factor(h_contractive, slope=slope, n_steps=n_steps) - 1.0
 
 
+#: Entries of the skew matrix :math:`R - R^\top` are clamped to this size before the exponential (a clamp keeps a
+#: matrix skew): beyond it the float32 exponential overflows, and no trained layer comes near it.
+SKEW_LIMIT = 1e4
+
+
 def _orthogonal(raw: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.matrix_exp(raw - raw.T)
+    r"""The orthogonal factor of :math:`\exp(K)`, :math:`K = \mathrm{clamp}(R - R^\top)`, exact in floating point.
+
+    :math:`\exp(K)` is orthogonal in exact arithmetic, but the floating-point exponential of a large skew matrix is
+    not (float32, entries of size :math:`10^5`: :math:`\lVert\exp(K)\rVert_2 \approx 1.3`), and the layer's bound
+    rests on orthogonality. A Householder QR returns a factor :math:`Q` orthogonal to rounding for every finite
+    input; the signs of :math:`R`'s diagonal make :math:`Q = \exp(K)` whenever :math:`\exp(K)` is orthogonal.
+    """
+    skew = (raw - raw.T).clamp(-SKEW_LIMIT, SKEW_LIMIT)
+    q, r = torch.linalg.qr(torch.linalg.matrix_exp(skew))
+    signs = torch.where(torch.diagonal(r) < 0, -1.0, 1.0).to(q.dtype)
+    return q * signs
 
 
 class SwitchingLayer(FixedSettings, nn.Module):
@@ -67,7 +84,9 @@ class SwitchingLayer(FixedSettings, nn.Module):
        \Psi_C^{u}(y) = y - uA_C^\top\Sigma(A_C y + b_C),
 
     with :math:`\Sigma` the LeakyReLU of slope :math:`a` and :math:`A_C, A_E` orthogonal (:math:`\exp` of skew
-    matrices). ``forward`` clamps :math:`h_C` to ``contractive_range`` and :math:`h_E` to
+    matrices, made orthogonal to rounding by a QR step, so that float32 rounding of a large exponential cannot
+    make them expansive; the skew entries are clamped to ``SKEW_LIMIT``). ``forward`` clamps :math:`h_C` to
+    ``contractive_range`` and :math:`h_E` to
     :math:`[0, \text{admissible\_expansive\_step}(h_C)]`, so the layer is 1-Lipschitz in :math:`\ell_2` for
     every parameter value.
 
