@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import importlib
 import io
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 import torch

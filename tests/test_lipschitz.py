@@ -5,7 +5,6 @@ shows its settings and restores them from a state dict."""
 from __future__ import annotations
 
 import io
-import math
 
 import pytest
 import torch
@@ -14,13 +13,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 import companion
-from companion.lipschitz.switching import _orthogonal
 from companion.lipschitz import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
     NormalizedLinear,
     Standardize,
     SwitchingLayer,
+    admissible_expansive_step,
     conv2d_same,
     conv2d_same_adjoint,
     conv_operator_norm,
@@ -29,9 +28,9 @@ from companion.lipschitz import (
     network_lipschitz_bound,
     periodic_conv_operator_norm,
     reshaped_kernel_norm,
-    admissible_expansive_step,
     switching_lipschitz_bound,
 )
+from companion.lipschitz.switching import _orthogonal
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -322,7 +322,7 @@ def test_pde_networks_under_torch_func():
                                      projected=projected)
         U = torch.randn(3, 6, 6, dtype=torch.float64) + 1.0
 
-        def single(V):
+        def single(V, model=model):
             return model(V[None])[0]
 
         jac = torch.func.vmap(torch.func.jacrev(single))(U)

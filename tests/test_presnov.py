@@ -22,7 +22,6 @@ from companion.presnov import (
     splitting_flow,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -40,7 +39,7 @@ def known_gradient(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([g0[:, None], g1[:, None], g[:, 2:]], -1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _skew_coefficients(dim: int) -> torch.Tensor:
     return torch.randn(dim, dim, dim, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 

@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 import companion
 from companion import jacobian_determinant_error, linear_invariant_drift, symplecticity_error
-from companion.data import pendulum_energy, pendulum_flow_map, pendulum_trajectory, sir_flow_map, sir_flow_map_normalised
+from companion.data import (
+    pendulum_energy,
+    pendulum_flow_map,
+    pendulum_trajectory,
+    sir_flow_map,
+    sir_flow_map_normalised,
+)
 from companion.integrators import TABLEAUS
 from companion.structured import (
     MassLift,

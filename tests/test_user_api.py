@@ -64,7 +64,7 @@ def test_decompose_refuses_a_field_computed_through_numpy() -> None:
         return z + torch.from_numpy(np.roll(np.sin(z.detach().numpy()), 1, -1))
 
     for field in (numpy_field, half_numpy_field):
-        raises(ValueError, "not differentiable by autograd", lambda: C.presnov.decompose(field, x))
+        raises(ValueError, "not differentiable by autograd", lambda field=field: C.presnov.decompose(field, x))
     torch_field = lambda z: torch.sin(z).roll(1, -1) + z**2  # noqa: E731  # the same field, in torch
     _, _, sphere = C.presnov.decompose(torch_field, x)
     assert float((x * sphere).sum(-1).abs().max()) < 1e-10
@@ -75,7 +75,7 @@ def test_decompose_refuses_a_field_computed_through_numpy() -> None:
 def test_steps_and_field_shapes_are_validated() -> None:
     x = torch.randn(4, 2)
     for h in (torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(float("nan"))):
-        raises(ValueError, "h must be a finite step > 0", lambda: C.rk_step(lambda z: -z, x, h))
+        raises(ValueError, "h must be a finite step > 0", lambda h=h: C.rk_step(lambda z: -z, x, h))
     raises(ValueError, "state's shape", lambda: C.rk_step(lambda z: torch.ones(3, 1, 2), x, 0.1))
     raises(ValueError, "state's shape", lambda: C.FlowLayer(nn.Linear(2, 1))(x))
     assert C.rk_step(lambda z: -z, x, torch.tensor(0.1)).shape == x.shape

@@ -18,12 +18,11 @@ import http.server
 import os
 import threading
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import unquote, urlparse
 
 import pytest
-from bs4 import BeautifulSoup
-
 import scans
+from bs4 import BeautifulSoup
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("BOOK_HTML") or ROOT / "_build" / "html")

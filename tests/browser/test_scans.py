@@ -10,7 +10,6 @@ import struct
 import zlib
 
 import pytest
-
 import scans
 
 LONG_FORMULA = " + ".join(f"a{k} b{k}" for k in range(80))  # one unbreakable line, far wider than 700 px
