@@ -7,6 +7,7 @@ tensors in the dtype asked for.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -116,6 +117,22 @@ def _sir_field(r0: float):
     return field
 
 
+def _check_sir(n: int, *, T: float, r0: float, n_steps: int) -> tuple[float, float]:
+    """Check the sample count and step count of a SIR flow map; return ``T`` and ``r0`` checked positive."""
+    check_positive_int(n, "n")
+    check_positive_int(n_steps, "n_steps")
+    return check_positive(T, "T"), check_positive(r0, "r0")
+
+
+def _sir_pairs(
+    x0: torch.Tensor, *, T: float, r0: float, n_steps: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The float64 starts ``x0`` and their images under the SIR time-``T`` flow map (``n_steps`` RK4 steps), in
+    ``dtype``."""
+    xT = integrate(_sir_field(r0), x0, h=T / n_steps, n_steps=n_steps, tableau=RK4)[-1]
+    return x0.to(dtype), xT.to(dtype)
+
+
 def sir_flow_map(
     n: int = 1000, *, T: float = 1.0, r0: float = 1.0, n_steps: int = 1000, seed: int = 0, dtype: torch.dtype = torch.float64
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,14 +173,10 @@ def sir_flow_map(
     ----------
     E. Celledoni et al., *Dynamical systems' based neural networks*, SIAM J. Sci. Comput. (2023), §4.
     """
-    check_positive_int(n, "n")
-    check_positive_int(n_steps, "n_steps")
-    T, r0 = check_positive(T, "T"), check_positive(r0, "r0")
+    T, r0 = _check_sir(n, T=T, r0=r0, n_steps=n_steps)
     gen = torch.Generator().manual_seed(seed)
     e = -torch.log(torch.rand(n, 3, generator=gen, dtype=torch.float64).clamp_min(1e-300))
-    x0 = e / e.sum(-1, keepdim=True)
-    xT = integrate(_sir_field(r0), x0, h=T / n_steps, n_steps=n_steps, tableau=RK4)[-1]
-    return x0.to(dtype), xT.to(dtype)
+    return _sir_pairs(e / e.sum(-1, keepdim=True), T=T, r0=r0, n_steps=n_steps, dtype=dtype)
 
 
 def pendulum_energy(x: torch.Tensor) -> torch.Tensor:
@@ -180,6 +193,19 @@ def pendulum_energy(x: torch.Tensor) -> torch.Tensor:
 
 def _pendulum_field(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([x[..., 1], -torch.sin(x[..., 0])], dim=-1)
+
+
+def _reference_trajectory(
+    field: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, *, dt: float, n_steps: int, substeps: int
+) -> torch.Tensor:
+    """``x0`` and ``n_steps`` states of the flow of ``field`` ``dt`` apart, by ``substeps`` RK4 steps per ``dt`` in
+    float64; shape ``(n_steps + 1, *x0.shape)``, dtype of ``x0``."""
+    x = x0.to(torch.float64)
+    states = [x]
+    for _ in range(n_steps):
+        x = integrate(field, x, h=dt / substeps, n_steps=substeps, tableau=RK4)[-1]
+        states.append(x)
+    return torch.stack(states).to(x0.dtype)
 
 
 def pendulum_trajectory(x0: torch.Tensor, *, dt: float, n_steps: int, substeps: int = 20) -> torch.Tensor:
@@ -212,12 +238,7 @@ def pendulum_trajectory(x0: torch.Tensor, *, dt: float, n_steps: int, substeps: 
     dt = check_positive(dt, "dt")
     check_positive_int(n_steps, "n_steps")
     check_positive_int(substeps, "substeps")
-    x = x0.to(torch.float64)
-    states = [x]
-    for _ in range(n_steps):
-        x = integrate(_pendulum_field, x, h=dt / substeps, n_steps=substeps, tableau=RK4)[-1]
-        states.append(x)
-    return torch.stack(states).to(x0.dtype)
+    return _reference_trajectory(_pendulum_field, x0, dt=dt, n_steps=n_steps, substeps=substeps)
 
 
 def pendulum_flow_map(
@@ -357,13 +378,10 @@ def sir_flow_map_normalised(
     """
     import numpy as np
 
-    check_positive_int(n, "n")
-    check_positive_int(n_steps, "n_steps")
-    T, r0 = check_positive(T, "T"), check_positive(r0, "r0")
+    T, r0 = _check_sir(n, T=T, r0=r0, n_steps=n_steps)
     starts = np.random.RandomState(seed).rand(n, 3)
     x0 = torch.from_numpy(starts / starts.sum(axis=1, keepdims=True)).to(torch.float64)
-    xT = integrate(_sir_field(r0), x0, h=T / n_steps, n_steps=n_steps, tableau=RK4)[-1]
-    return x0.to(dtype), xT.to(dtype)
+    return _sir_pairs(x0, T=T, r0=r0, n_steps=n_steps, dtype=dtype)
 
 
 #: The classical chaotic ABC coefficients :math:`(A, B, C) = (\sqrt3, \sqrt2, 1)`.
@@ -429,12 +447,7 @@ def abc_trajectory(
     if len(coefficients) != 3:
         raise ValueError(f"coefficients must be (A, B, C), got {coefficients!r}.")
     coefficients = tuple(float(value) for value in coefficients)
-    x = x0.to(torch.float64)
-    states = [x]
-    for _ in range(n_steps):
-        x = integrate(lambda y: abc_field(y, coefficients), x, h=dt / substeps, n_steps=substeps, tableau=RK4)[-1]
-        states.append(x)
-    return torch.stack(states).to(x0.dtype)
+    return _reference_trajectory(lambda y: abc_field(y, coefficients), x0, dt=dt, n_steps=n_steps, substeps=substeps)
 
 
 def abc_flow_map(

@@ -70,6 +70,12 @@ class _ActivationSetting(FixedSettings):
         r"""The activation function :math:`\sigma`."""
         return ACTIVATIONS[self.activation][0]
 
+    def _one_hidden_layer(self, hidden: int, outputs: int, *, activation: str, bias: bool = True) -> None:
+        r"""Set the activation and the layers of :math:`C\sigma(Bx+c)`: ``inner`` (``dim`` to ``hidden``), ``outer``."""
+        self._configure(activation=activation)
+        self.inner = nn.Linear(self.dim, hidden)
+        self.outer = nn.Linear(hidden, outputs, bias=bias)
+
 
 class MLPField(_ActivationSetting, nn.Module):
     r"""The plain ResNet vector field :math:`F_\theta(x) = B\,\sigma(Ax + b)`.
@@ -93,9 +99,7 @@ class MLPField(_ActivationSetting, nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         check_positive_int(hidden, "hidden")
-        self._configure(activation=activation)
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, dim, bias=False)
+        self._one_hidden_layer(hidden, dim, activation=activation, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
@@ -216,9 +220,7 @@ class SpherePreservingField(_ActivationSetting, nn.Module):
         if dim < 2:
             raise ValueError(f"SpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
         check_positive_int(hidden, "hidden")
-        self._configure(activation=activation)
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, dim * (dim - 1) // 2)
+        self._one_hidden_layer(hidden, dim * (dim - 1) // 2, activation=activation)
 
     def skew(self, x: torch.Tensor) -> torch.Tensor:
         """The skew matrices :math:`S_\\theta(x)`, shape ``(..., dim, dim)``."""
@@ -274,9 +276,7 @@ class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
             raise ValueError(f"LowRankSpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
         check_positive_int(hidden, "hidden")
         self.rank = check_positive_int(rank, "rank")
-        self._configure(activation=activation)
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, 2 * dim * rank)
+        self._one_hidden_layer(hidden, 2 * dim * rank, activation=activation)
 
     def factors(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The factors :math:`U(x)` and :math:`V(x)`, each of shape ``(..., dim, rank)``."""
@@ -329,9 +329,7 @@ class MassPreservingField(_ActivationSetting, nn.Module):
         if dim < 2:
             raise ValueError(f"MassPreservingField needs dim >= 2 (in 1-D the only such field is 0), got dim={dim}.")
         check_positive_int(hidden, "hidden")
-        self._configure(activation=activation)
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, dim * dim)
+        self._one_hidden_layer(hidden, dim * dim, activation=activation)
 
     def effective_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The matrix :math:`M` and vector :math:`m` with :math:`(A_\theta(x)-A_\theta(x)^\top)\mathbf 1 = M\sigma(Bx+c) + m`.

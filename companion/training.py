@@ -26,6 +26,7 @@ __all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
 _LOSSES = {"mse": F.mse_loss, "cross_entropy": F.cross_entropy}
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 _SCHEDULES = (None, "cosine", "onecycle", "step")
+_PER_BATCH_SCHEDULES = ("cosine", "onecycle")  # stepped after every batch; "step" after every epoch
 
 
 @dataclass
@@ -61,8 +62,7 @@ def seed_everything(seed: int) -> torch.Generator:
     TypeError
         If ``seed`` is not an int.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
+    _check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -96,7 +96,9 @@ def _loader_batches(loader: torch.utils.data.DataLoader, device: torch.device) -
         yield [t.to(device) for t in batch]
 
 
-def _tensor_batches(data: Sequence[torch.Tensor], batch_size: int, order: torch.Tensor | None) -> Iterable[list[torch.Tensor]]:
+def _tensor_batches(
+    data: Sequence[torch.Tensor], batch_size: int, order: torch.Tensor | None
+) -> Iterable[list[torch.Tensor]]:
     n = len(data[0])
     for start in range(0, n, batch_size):
         if order is None:
@@ -109,7 +111,10 @@ def _tensor_batches(data: Sequence[torch.Tensor], batch_size: int, order: torch.
 def _evaluate(model: nn.Module, data: Data, loss, batch_size: int, device: torch.device) -> float:
     model.eval()
     total, count = 0.0, 0
-    batches = _loader_batches(data, device) if isinstance(data, torch.utils.data.DataLoader) else _tensor_batches(data, batch_size, None)
+    if isinstance(data, torch.utils.data.DataLoader):
+        batches = _loader_batches(data, device)
+    else:
+        batches = _tensor_batches(data, batch_size, None)
     with torch.no_grad():
         for batch in batches:
             total += float(_batch_loss(model, batch, loss)) * len(batch[0])
@@ -134,6 +139,7 @@ def _check_data(data: Data, name: str) -> tuple[torch.Tensor, ...] | torch.utils
 
 
 def _check_seed(seed: int) -> int:
+    """``seed``, refused unless it is an int."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}.")
     return seed
@@ -146,6 +152,125 @@ def _make_optimizer(name: str, params: list[torch.Tensor], *, lr: float, weight_
     devices = {p.device.type for p in params}
     fused = devices <= {"cpu", "cuda"} and all(torch.is_floating_point(p) for p in params)
     return _OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+def _make_schedule(
+    name: str | None, optimizer: torch.optim.Optimizer, *, lr: float, total_steps: int, step_size: int, gamma: float
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule ``name`` over ``total_steps`` optimiser steps (``None``: a constant rate)."""
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    return None
+
+
+def _check_fit(
+    model: nn.Module, train: Data, validation: Data | None, *, epochs: int, batch_size: int | None, lr: float,
+    loss: str | Callable[..., torch.Tensor], optimizer: str, schedule: str | None, step_size: int,
+    weight_decay: float, compile: bool, seed: int,
+) -> tuple[tuple[torch.Tensor, ...] | torch.utils.data.DataLoader, Data | None, int]:
+    """Check :func:`fit`'s arguments; return the training and validation data checked, and the batch size."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
+    train = _check_data(train, "train")
+    if validation is not None:
+        validation = _check_data(validation, "validation")
+    check_positive_int(epochs, "epochs")
+    loader = isinstance(train, torch.utils.data.DataLoader)
+    if loader and batch_size is not None:
+        raise ValueError("batch_size is set by the DataLoader given as train; leave fit's batch_size out.")
+    if loader and len(train) == 0:
+        raise ValueError("the DataLoader given as train yields no batch.")
+    batch_size = 64 if batch_size is None else check_positive_int(batch_size, "batch_size")
+    check_positive_int(step_size, "step_size")
+    check_positive(lr, "lr")
+    if not callable(loss):
+        check_choice(loss, "loss", _LOSSES)
+    check_choice(optimizer, "optimizer", _OPTIMIZERS)
+    check_choice(schedule, "schedule", _SCHEDULES)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}.")
+    _check_seed(seed)
+    return train, validation, batch_size
+
+
+def _trainable_parameters(model: nn.Module) -> list[torch.Tensor]:
+    """The parameters of ``model`` that require a gradient; an error if there are none."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters.")
+    return params
+
+
+def _on_device(data: Data | None, device: torch.device) -> Data | None:
+    """Tensor data moved to ``device``; a ``DataLoader`` (its batches are moved one by one) or ``None`` as given."""
+    if data is None or isinstance(data, torch.utils.data.DataLoader):
+        return data
+    return tuple(t.to(device) for t in data)
+
+
+def _steps_per_epoch(train: Data, batch_size: int) -> int:
+    """Optimiser steps per epoch: the ``DataLoader``'s number of batches, or the tensors' length over ``batch_size``
+    rounded up."""
+    if isinstance(train, torch.utils.data.DataLoader):
+        return len(train)
+    return (len(train[0]) + batch_size - 1) // batch_size
+
+
+def _epoch_batches(
+    train: Data, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterable[list[torch.Tensor]]:
+    """One epoch's batches: the ``DataLoader``'s own, or the tensors in an order drawn now from ``generator``."""
+    if isinstance(train, torch.utils.data.DataLoader):
+        return _loader_batches(train, device)
+    order = torch.randperm(len(train[0]), generator=generator).to(device)
+    return _tensor_batches(train, batch_size, order)
+
+
+@dataclass
+class _Steps:
+    """The optimiser steps of :func:`fit`: what they train (``run`` is ``model`` or its compiled version), with
+    which loss and optimiser, and what follows each step (clipping, ``after_step``, the schedule)."""
+
+    run: nn.Module
+    model: nn.Module
+    loss: str | Callable[..., torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    params: list[torch.Tensor]
+    clip_grad_norm: float | None
+    after_step: Callable[[nn.Module], None] | None
+    schedule: torch.optim.lr_scheduler.LRScheduler | None
+    per_batch: bool
+
+    def batch(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One optimiser step on ``batch``; returns the batch's loss before the step."""
+        value = _batch_loss(self.run, batch, self.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        if self.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.params, self.clip_grad_norm)
+        self.optimizer.step()
+        if self.after_step is not None:
+            self.after_step(self.model)
+        if self.per_batch:
+            self.schedule.step()
+        return value
+
+    def epoch(self, batches: Iterable[Sequence[torch.Tensor]]) -> float:
+        """One step per batch, then a per-epoch schedule's step; returns the mean loss over the epoch's samples."""
+        running, seen = 0.0, 0
+        for batch in batches:
+            value = self.batch(batch)
+            running += float(value.detach()) * len(batch[0])
+            seen += len(batch[0])
+        if self.schedule is not None and not self.per_batch:
+            self.schedule.step()
+        return running / seen
 
 
 def fit(
@@ -223,80 +348,26 @@ def fit(
         On a model that is not an ``nn.Module``, malformed data, a ``batch_size`` given with a
         ``DataLoader``, a non-positive count or rate, or an unknown loss, optimiser or schedule.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
-    train = _check_data(train, "train")
-    if validation is not None:
-        validation = _check_data(validation, "validation")
-    check_positive_int(epochs, "epochs")
-    loader = isinstance(train, torch.utils.data.DataLoader)
-    if loader and batch_size is not None:
-        raise ValueError("batch_size is set by the DataLoader given as train; leave fit's batch_size out.")
-    if loader and len(train) == 0:
-        raise ValueError("the DataLoader given as train yields no batch.")
-    batch_size = 64 if batch_size is None else check_positive_int(batch_size, "batch_size")
-    check_positive_int(step_size, "step_size")
-    check_positive(lr, "lr")
-    if not callable(loss):
-        check_choice(loss, "loss", _LOSSES)
-    check_choice(optimizer, "optimizer", _OPTIMIZERS)
-    check_choice(schedule, "schedule", _SCHEDULES)
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile must be True or False, got {compile!r}.")
-    generator = torch.Generator().manual_seed(_check_seed(seed))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("model has no trainable parameters.")
+    train, validation, batch_size = _check_fit(model, train, validation, epochs=epochs, batch_size=batch_size, lr=lr,
+                                               loss=loss, optimizer=optimizer, schedule=schedule, step_size=step_size,
+                                               weight_decay=weight_decay, compile=compile, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    params = _trainable_parameters(model)
     device = params[0].device
-    if not loader:
-        train = tuple(t.to(device) for t in train)
-    if validation is not None and not isinstance(validation, torch.utils.data.DataLoader):
-        validation = tuple(t.to(device) for t in validation)
-
+    train, validation = _on_device(train, device), _on_device(validation, device)
     opt = _make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = len(train) if loader else (len(train[0]) + batch_size - 1) // batch_size
-    total_steps = epochs * steps_per_epoch
-    sched = None
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    elif schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
-    elif schedule == "step":
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
-
-    run = torch.compile(model) if compile else model
-    history = History()
-    start = time.perf_counter()
+    total_steps = epochs * _steps_per_epoch(train, batch_size)
+    sched = _make_schedule(schedule, opt, lr=lr, total_steps=total_steps, step_size=step_size, gamma=gamma)
+    steps = _Steps(torch.compile(model) if compile else model, model, loss, opt, params, clip_grad_norm, after_step,
+                   sched, per_batch=schedule in _PER_BATCH_SCHEDULES)
+    history, start = History(), time.perf_counter()
     model.train()
     bar = tqdm(range(epochs), disable=not progress, desc="training", leave=False)
     for _ in bar:
-        if loader:
-            batches = _loader_batches(train, device)
-        else:
-            order = torch.randperm(len(train[0]), generator=generator).to(device)
-            batches = _tensor_batches(train, batch_size, order)
-        running, seen = 0.0, 0
-        for batch in batches:
-            value = _batch_loss(run, batch, loss)
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            if clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad_norm)
-            opt.step()
-            if after_step is not None:
-                after_step(model)
-            if schedule in ("cosine", "onecycle"):
-                sched.step()
-            running += float(value.detach()) * len(batch[0])
-            seen += len(batch[0])
-        if schedule == "step":
-            sched.step()
-        history.loss.append(running / seen)
+        history.loss.append(steps.epoch(_epoch_batches(train, batch_size, generator, device)))
         history.lr.append(opt.param_groups[0]["lr"])
         if validation is not None:
-            history.val_loss.append(_evaluate(run, validation, loss, max(batch_size, 1024), device))
+            history.val_loss.append(_evaluate(steps.run, validation, loss, max(batch_size, 1024), device))
         bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
     history.seconds = time.perf_counter() - start
     model.eval()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
+from torch.utils.data import Dataset
 
 
 @dataclass
@@ -53,6 +54,33 @@ def timed(function: Callable[[], object], device: torch.device) -> tuple[object,
     result = function()
     sync(device)
     return result, time.perf_counter() - start, time.process_time() - start_cpu
+
+
+class Pairs(Dataset):
+    """The map-style dataset of the authors' notebooks: item ``i`` is ``(inputs[i], targets[i])``, so that a
+    ``DataLoader`` over it batches (and shuffles) sample by sample as theirs did."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.inputs, self.targets = inputs, targets
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, index: int):
+        return self.inputs[index], self.targets[index]
+
+
+def timed_authors_training(
+    build: Callable[[], torch.nn.Module], train: Callable[..., None], *data: torch.Tensor, seed: int, epochs: int,
+    device: torch.device,
+) -> tuple[torch.nn.Module, float, float]:
+    """The authors' side of one seed: PyTorch's global generator seeded with ``seed``, their network built on
+    ``device`` and ``train(model, *data, epochs=epochs, seed=seed)`` timed; returns the model and the wall-clock and
+    CPU seconds of the training."""
+    torch.manual_seed(seed)
+    model = build().to(device)
+    _, seconds, cpu = timed(lambda: train(model, *data, epochs=epochs, seed=seed), device)
+    return model, seconds, cpu
 
 
 def parameter_count(model: torch.nn.Module) -> int:

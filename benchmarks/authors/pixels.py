@@ -26,11 +26,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from companion import pde
 
-from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+from .common import (
+    Comparison,
+    Measurement,
+    Pairs,
+    compare,
+    median_metric,
+    parameter_count,
+    timed,
+    timed_authors_training,
+)
 
 SIZE, ALPHA, SUBSTEPS = 64, 0.01, 3
 TRAIN_TRAJECTORIES, TEST_TRAJECTORIES, UNROLLED, HORIZON = 32, 16, 5, 40
@@ -62,19 +71,8 @@ class AuthorsHeatNetwork(nn.Module):
         return U
 
 
-class _Trajectories(Dataset):
-    def __init__(self, trajectories: torch.Tensor) -> None:
-        self.inputs, self.labels = trajectories[:, :1], trajectories[:, 1:]
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int):
-        return self.inputs[index], self.labels[index]
-
-
 def train_authors(model: nn.Module, trajectories: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(_Trajectories(trajectories), batch_size=32, shuffle=True,
+    loader = DataLoader(Pairs(trajectories[:, :1], trajectories[:, 1:]), batch_size=32, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     lr = 5e-3
     for max_t in (UNROLLED - 2, UNROLLED - 1, UNROLLED):
@@ -121,10 +119,8 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     log(f"  companion trainer: companion.pde.{COMPANION_TRAINER}")
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        torch.manual_seed(seed)
-        model = AuthorsHeatNetwork(dt).to(device)
-        epochs = 1 if warm else authors_epochs
-        _, seconds, cpu = timed(lambda: train_authors(model, train, epochs=epochs, seed=seed), device)
+        model, seconds, cpu = timed_authors_training(lambda: AuthorsHeatNetwork(dt), train_authors, train, seed=seed,
+                                                     epochs=1 if warm else authors_epochs, device=device)
         if warm:
             return None
         with torch.no_grad():

@@ -26,11 +26,20 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import companion
 
-from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+from .common import (
+    Comparison,
+    Measurement,
+    Pairs,
+    compare,
+    median_metric,
+    parameter_count,
+    timed,
+    timed_authors_training,
+)
 
 CHANNELS, BLOCKS, FINAL_TIME, EPSILON = 8, 4, 1.0, 0.5
 
@@ -85,19 +94,8 @@ class AuthorsNonExpansiveNet(nn.Module):
         return self.readout(self.pool(z).flatten(1))
 
 
-class _Pairs(Dataset):
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        self.inputs, self.targets = inputs, targets
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int):
-        return self.inputs[index], self.targets[index]
-
-
 def train_authors(model: AuthorsNonExpansiveNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(_Pairs(x, y), batch_size=512, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(Pairs(x, y), batch_size=512, shuffle=True, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, div_factor=100, total_steps=epochs * len(loader),
                                                    pct_start=0.5, anneal_strategy="cos")
@@ -157,10 +155,8 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     companion_epochs = 1 if quick else COMPANION_RECIPE["epochs"]
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        torch.manual_seed(seed)
-        model = AuthorsNonExpansiveNet().to(device)
-        epochs = 1 if warm else authors_epochs
-        _, seconds, cpu = timed(lambda: train_authors(model, images_train, y_train, epochs=epochs, seed=seed), device)
+        model, seconds, cpu = timed_authors_training(AuthorsNonExpansiveNet, train_authors, images_train, y_train,
+                                                     seed=seed, epochs=1 if warm else authors_epochs, device=device)
         if warm:
             return None
         metrics, eval_seconds, _ = timed(lambda: evaluate(model, images_test, y_test, steps=steps), device)

@@ -24,12 +24,21 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import companion
 from companion.structured import mass_preserving_network
 
-from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+from .common import (
+    Comparison,
+    Measurement,
+    Pairs,
+    compare,
+    median_metric,
+    parameter_count,
+    timed,
+    timed_authors_training,
+)
 
 WIDTHS = (3, 10, 10, 15)
 LAYERS_PER_BLOCK, HIDDEN = 3, 50
@@ -124,19 +133,8 @@ def _authors_network() -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-class _Pairs(Dataset):
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        self.inputs, self.targets = inputs, targets
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int):
-        return self.inputs[index], self.targets[index]
-
-
 def train_authors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(_Pairs(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(Pairs(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=60, gamma=0.1)
     loss_fn = nn.MSELoss()
@@ -168,10 +166,8 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     companion_epochs = 2 if quick else COMPANION_RECIPE["epochs"]
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        torch.manual_seed(seed)
-        model = authors_network().to(device)
-        epochs = 1 if warm else authors_epochs
-        _, seconds, cpu = timed(lambda: train_authors(model, x_train, y_train, epochs=epochs, seed=seed), device)
+        model, seconds, cpu = timed_authors_training(authors_network, train_authors, x_train, y_train, seed=seed,
+                                                     epochs=1 if warm else authors_epochs, device=device)
         if warm:
             return None
         batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]

@@ -30,11 +30,20 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import companion
 
-from .common import Comparison, Measurement, compare, median_metric, parameter_count, timed
+from .common import (
+    Comparison,
+    Measurement,
+    Pairs,
+    compare,
+    median_metric,
+    parameter_count,
+    timed,
+    timed_authors_training,
+)
 
 POINTS, LAYERS, FINAL_TIME, WIDTH = 8000, 12, 1.2, 4
 
@@ -102,19 +111,9 @@ class AuthorsHamiltonianNet(nn.Module):
         return sum(0.5 * (t[1:] - t[:-1]).flatten(1).norm(dim=1).pow(2).sum() for t in (self.B, self.C, self.b, self.c))
 
 
-class _Pairs(Dataset):
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        self.inputs, self.targets = inputs, targets
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int):
-        return self.inputs[index], self.targets[index]
-
-
 def train_authors(model, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(_Pairs(x, y.float()), batch_size=125, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(Pairs(x, y.float()), batch_size=125, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-2, div_factor=50, total_steps=epochs * len(loader),
                                                    pct_start=0.4, anneal_strategy="cos")
@@ -162,10 +161,8 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
 
         def authors(seed: int, warm: bool = False, authors_class=authors_class) -> Measurement | None:
             x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
-            torch.manual_seed(seed)
-            model = authors_class().to(device)
-            epochs = 1 if warm else authors_epochs
-            _, seconds, cpu = timed(lambda: train_authors(model, x, y, epochs=epochs, seed=seed), device)
+            model, seconds, cpu = timed_authors_training(authors_class, train_authors, x, y, seed=seed,
+                                                         epochs=1 if warm else authors_epochs, device=device)
             if warm:
                 return None
             return Measurement({"test accuracy": authors_accuracy(model, x_test, y_test)}, seconds, cpu,

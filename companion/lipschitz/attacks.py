@@ -16,6 +16,7 @@ diverse parameter-free attacks*, ICML (2020).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -112,6 +113,78 @@ def _random_start(inputs: torch.Tensor, eps: torch.Tensor, generator: torch.Gene
     return inputs + _per_row(radius, inputs) * _normalized(direction)
 
 
+def _prepare_attack(
+    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float | torch.Tensor,
+    bounds: tuple[float, float] | None, seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[float, float] | None, torch.Generator, torch.Tensor]:
+    """The checked radii and box, the generator of the random starts, and the clean logits: returns
+    ``(inputs, labels, radii, bounds, generator, logits)`` with the inputs detached and the labels ``long``."""
+    eps = _radii(epsilon, inputs)
+    bounds = _check_bounds(bounds, inputs)
+    generator = torch.Generator().manual_seed(seed)
+    inputs, labels = inputs.detach(), labels.long()
+    with torch.no_grad():
+        logits = model(inputs)
+    return inputs, labels, eps, bounds, generator, logits
+
+
+@dataclass
+class _Fooled:
+    """Per row: whether an iterate was misclassified yet (``found``), and the first one that was (``adversarial``;
+    until then the row's initial value)."""
+
+    labels: torch.Tensor
+    found: torch.Tensor
+    adversarial: torch.Tensor
+
+    def record(self, points: torch.Tensor, logits: torch.Tensor) -> None:
+        """Note the rows of ``points`` that the ``logits`` misclassify, keeping the first such point of each row."""
+        wrong = logits.argmax(1) != self.labels
+        self.adversarial[wrong & ~self.found] = points[wrong & ~self.found]
+        self.found |= wrong
+
+
+def _check_losses(loss: str | Sequence[str]) -> tuple[str, ...]:
+    """The objectives of :func:`pgd_l2` as a non-empty tuple of names from :data:`ATTACK_LOSSES`."""
+    losses = (loss,) if isinstance(loss, str) else tuple(loss)
+    if not losses:
+        raise ValueError("loss must name at least one objective.")
+    for name in losses:
+        check_choice(name, "loss", ATTACK_LOSSES)
+    return losses
+
+
+def _objective_gradient(
+    model: nn.Module, points: torch.Tensor, labels: torch.Tensor, objective: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits at ``points`` and the gradient there of the summed objective (negative margin or cross-entropy)."""
+    with torch.enable_grad():
+        points = points.detach().requires_grad_(True)
+        logits = model(points)
+        if objective == "margin":
+            value = -_margins(logits, labels).sum()
+        else:
+            value = F.cross_entropy(logits, labels, reduction="sum")
+        (grad,) = torch.autograd.grad(value, points)
+    return logits, grad
+
+
+def _pgd_run(
+    model: nn.Module, start: torch.Tensor, inputs: torch.Tensor, eps: torch.Tensor, fooled: _Fooled, *,
+    objective: str, steps: int, relative_step: float, bounds: tuple[float, float] | None,
+) -> torch.Tensor:
+    """One PGD run from ``start``: ``steps + 1`` points checked by ``fooled``, each followed by a projected step of
+    ``relative_step * eps`` along the normalised gradient; returns the point after the last step."""
+    candidate = start
+    for _ in range(steps + 1):
+        logits, grad = _objective_gradient(model, candidate, fooled.labels, objective)
+        with torch.no_grad():
+            fooled.record(candidate, logits)
+            step = _per_row(relative_step * eps, inputs) * _normalized(grad)
+            candidate = _feasible(candidate + step, inputs, eps, bounds)
+    return candidate
+
+
 def pgd_l2(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -169,44 +242,24 @@ def pgd_l2(
     """
     _check_data(model, inputs, labels)
     check_positive_int(steps, "steps")
-    losses = (loss,) if isinstance(loss, str) else tuple(loss)
-    if not losses:
-        raise ValueError("loss must name at least one objective.")
-    for name in losses:
-        check_choice(name, "loss", ATTACK_LOSSES)
+    losses = _check_losses(loss)
     _check_count(restarts, "restarts")
     relative_step = 2.5 / steps if relative_step is None else check_positive(relative_step, "relative_step")
-    eps = _radii(epsilon, inputs)
-    bounds = _check_bounds(bounds, inputs)
-    generator = torch.Generator().manual_seed(seed)
-    inputs, labels = inputs.detach(), labels.long()
-    with torch.no_grad():
-        fooled = model(inputs).argmax(1) != labels
+    inputs, labels, eps, bounds, generator, logits = _prepare_attack(model, inputs, labels, epsilon=epsilon,
+                                                                     bounds=bounds, seed=seed)
+    fooled = logits.argmax(1) != labels
     best = inputs.detach().clone()
     attacked = eps > 0
     x, y, radius = inputs[attacked].detach(), labels[attacked], eps[attacked]
     if len(x) == 0:
         return best, fooled
-    found, adversarial = fooled[attacked].clone(), x.clone()
+    fooling = _Fooled(y, fooled[attacked].clone(), x.clone())
     for run, objective in ((r, name) for r in range(restarts + 1) for name in losses):
-        candidate = x if run == 0 else _feasible(_random_start(x, radius, generator), x, radius, bounds)
-        for _ in range(steps + 1):
-            with torch.enable_grad():
-                candidate = candidate.detach().requires_grad_(True)
-                logits = model(candidate)
-                if objective == "margin":
-                    value = -_margins(logits, y).sum()
-                else:
-                    value = F.cross_entropy(logits, y, reduction="sum")
-                (grad,) = torch.autograd.grad(value, candidate)
-            with torch.no_grad():
-                wrong = logits.argmax(1) != y
-                adversarial[wrong & ~found] = candidate[wrong & ~found]
-                found |= wrong
-                step = _per_row(relative_step * radius, x) * _normalized(grad)
-                candidate = _feasible(candidate + step, x, radius, bounds)
-    adversarial[~found] = candidate.detach()[~found]
-    best[attacked], fooled[attacked] = adversarial, found
+        start = x if run == 0 else _feasible(_random_start(x, radius, generator), x, radius, bounds)
+        candidate = _pgd_run(model, start, x, radius, fooling, objective=objective, steps=steps,
+                             relative_step=relative_step, bounds=bounds)
+    fooling.adversarial[~fooling.found] = candidate.detach()[~fooling.found]
+    best[attacked], fooled[attacked] = fooling.adversarial, fooling.found
     return best, fooled
 
 
@@ -235,18 +288,11 @@ def _apgd_run(model, inputs, labels, targets, eps, *, steps: int, bounds, start)
             (grad,) = torch.autograd.grad(value.sum(), point)
         return value.detach(), logits.detach(), grad
 
-    found = torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device)
-    adversarial = inputs.clone()
-
-    def record(point, logits):
-        wrong = logits.argmax(1) != labels
-        adversarial[wrong & ~found] = point[wrong & ~found]
-        found.logical_or_(wrong)
-
+    fooled = _Fooled(labels, torch.zeros(len(inputs), dtype=torch.bool, device=inputs.device), inputs.clone())
     rows = lambda mask: _per_row(mask, inputs)  # noqa: E731
     x = _feasible(start, inputs, eps, bounds)
     value, logits, grad = evaluate(x)
-    record(x, logits)
+    fooled.record(x, logits)
     x_previous, best_value, x_best, grad_best = x, value, x.clone(), grad.clone()
     step = 2.0 * eps
     increases = torch.zeros_like(eps)
@@ -260,7 +306,7 @@ def _apgd_run(model, inputs, labels, targets, eps, *, steps: int, bounds, start)
         x_previous = x
         new_value, logits, grad = evaluate(z)
         with torch.no_grad():
-            record(z, logits)
+            fooled.record(z, logits)
             increases += (new_value > value).to(eps.dtype)
             x, value = z, new_value
             improved = value > best_value
@@ -279,7 +325,15 @@ def _apgd_run(model, inputs, labels, targets, eps, *, steps: int, bounds, start)
                 value = torch.where(halve, best_value, value)
                 increases.zero_()
                 value_at_checkpoint, step_at_checkpoint, last_checkpoint = best_value.clone(), step.clone(), iteration
-    return found, adversarial
+    return fooled.found, fooled.adversarial
+
+
+def _apgd_rows(rows: torch.Tensor, ranked: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of one round's runs and their targets: each row once, untargeted (target -1), when ``ranked`` is
+    ``None``; else each row once per target class of ``ranked`` ``(batch, targets)``, all targeted runs together."""
+    if ranked is None:
+        return rows, torch.full_like(rows, -1)
+    return rows.repeat(ranked.shape[1]), ranked[rows].T.reshape(-1)
 
 
 def apgd_l2(
@@ -341,12 +395,8 @@ def apgd_l2(
     check_positive_int(steps, "steps")
     _check_count(restarts, "restarts")
     _check_count(targets, "targets")
-    eps = _radii(epsilon, inputs)
-    bounds = _check_bounds(bounds, inputs)
-    generator = torch.Generator().manual_seed(seed)
-    inputs, labels = inputs.detach(), labels.long()
-    with torch.no_grad():
-        logits = model(inputs)
+    inputs, labels, eps, bounds, generator, logits = _prepare_attack(model, inputs, labels, epsilon=epsilon,
+                                                                     bounds=bounds, seed=seed)
     fooled = logits.argmax(1) != labels
     best = inputs.clone()
     n_targets = min(targets, logits.shape[1] - 1)
@@ -356,15 +406,11 @@ def apgd_l2(
             rows = torch.nonzero(~fooled & (eps > 0)).squeeze(1)
             if len(rows) == 0:
                 return best, fooled
-            if targeted:  # all targeted runs together, on the points still standing
-                index, target = rows.repeat(n_targets), ranked[rows].T.reshape(-1)
-            else:
-                index, target = rows, torch.full_like(rows, -1)
+            index, target = _apgd_rows(rows, ranked if targeted else None)
             x, radius = inputs[index], eps[index]
             start = x if round_ == 0 else _random_start(x, radius, generator)
-            found, adversarial = _apgd_run(
-                model, x, labels[index], target, radius, steps=steps, bounds=bounds, start=start
-            )
+            found, adversarial = _apgd_run(model, x, labels[index], target, radius, steps=steps, bounds=bounds,
+                                           start=start)
             best[index[found]] = adversarial[found]
             fooled[index[found]] = True
     return best, fooled

@@ -36,8 +36,7 @@ from torch.func import jacrev, jvp, vmap
 
 from .._checks import check_positive, check_positive_int, check_tensor
 from .networks import ConvRHS, MethodOfLinesNetwork, rollout, rollout_metrics
-from .patches import (INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches,
-                          substep_targets)
+from .patches import INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches, substep_targets
 
 __all__ = ["SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network"]
 
@@ -190,9 +189,230 @@ def _default_draw(field: ConvRHS, generator: torch.Generator) -> dict[str, torch
 
 
 def _rollout_error(model: MethodOfLinesNetwork, trajectories: torch.Tensor) -> float:
+    """The rollouts' mean relative error at the trajectories' last frame (``inf`` when it is not a number)."""
     prediction = rollout(model, trajectories[:, 0], trajectories.shape[1] - 1)
     error = float(rollout_metrics(prediction, trajectories)["relative_error"][-1])
     return error if error == error else float("inf")
+
+
+def _copy_parameters(source: ConvRHS, target: ConvRHS) -> None:
+    """Copy every parameter of ``source`` into the parameter of the same name of ``target``, in its dtype."""
+    with torch.no_grad():
+        for name, p in target.named_parameters():
+            p.copy_(source.get_parameter(name).to(p.dtype))
+
+
+def _float64_copy(field: ConvRHS, device: torch.device) -> ConvRHS:
+    """The same field in float64 on ``device``, evaluated by FFT when periodic (faster, same numbers)."""
+    copy = ConvRHS(field.hidden, activation=field.activations, kernel_size=field.kernel_size,
+                   output_bias=field.second.bias is not None, boundary=field.boundary, scale=field.scale,
+                   fft=field.boundary == "periodic").to(device=device, dtype=torch.float64)
+    _copy_parameters(field, copy)
+    return copy
+
+
+@dataclass
+class _PatchFit:
+    """What every stage of :func:`train_network` fits, whatever the starting point: the float64 working network, the
+    clean patches and their targets, the unit noise added to them, and the validation trajectories."""
+
+    work: MethodOfLinesNetwork
+    validation: torch.Tensor
+    clean: torch.Tensor
+    goal: torch.Tensor
+    eta: torch.Tensor
+    decay: float
+    radius: int
+    norm: float
+    names: list[str] = field(init=False)
+    shapes: list[torch.Size] = field(init=False)
+    sizes: list[int] = field(init=False)
+    power: torch.Tensor = field(init=False)
+    scale: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Read the field's parameter layout (names, shapes, sizes), its activation powers and its scale."""
+        parameters = list(self.work.field.named_parameters())
+        self.names = [name for name, _ in parameters]
+        self.shapes = [p.shape for _, p in parameters]
+        self.sizes = [p.numel() for _, p in parameters]
+        self.power, self.scale = self.work.field.power, self.work.field.scale
+
+    def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The field's parameters by name, as views of the flat vector ``(p,)``."""
+        return {n: v.view(s) for n, v, s in zip(self.names, torch.split(vector, self.sizes), self.shapes)}
+
+    def flatten(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The flat vector ``(p,)`` of parameters given by name."""
+        return torch.cat([weights[n].reshape(-1) for n in self.names])
+
+    def load(self, vector: torch.Tensor) -> None:
+        """Set the working network's parameters to ``vector``."""
+        with torch.no_grad():
+            for n, v in self.unflatten(vector).items():
+                self.work.field.get_parameter(n).copy_(v)
+
+    def stage(self, vector: torch.Tensor, sigma: float, steps: int) -> tuple[torch.Tensor, list[float]]:
+        """``steps`` Levenberg-Marquardt iterations from ``vector`` on the patches with injected noise ``sigma``."""
+        noisy = self.clean + sigma * self.eta
+        wanted = self.goal + self.decay * sigma * self.eta[:, self.radius, self.radius]
+        power, scale, norm = self.power, self.scale, self.norm
+
+        def residual(v: torch.Tensor) -> torch.Tensor:
+            return (_patch_values(self.unflatten(v), noisy, power, scale) - wanted) / norm
+
+        def single(v: torch.Tensor, patch: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return (_patch_values(self.unflatten(v), patch[None], power, scale)[0] - target) / norm
+
+        def jacobian(v: torch.Tensor) -> torch.Tensor:
+            return vmap(jacrev(single), in_dims=(None, 0, 0))(v, noisy, wanted)
+
+        return levenberg_marquardt(residual, jacobian, vector, iterations=steps)
+
+    def score(self, vector: torch.Tensor) -> float:
+        """The rollout error of the network with parameters ``vector`` on the validation trajectories."""
+        self.load(vector)
+        return _rollout_error(self.work, self.validation)
+
+
+def _prepare_fit(
+    model: MethodOfLinesNetwork, trajectories: torch.Tensor, validation: torch.Tensor, *, patches: int,
+    noise_damping: float, points: int, generator: torch.Generator,
+) -> _PatchFit:
+    """Sub-step targets of the training trajectories, ``patches`` random patches of them and their unit noise."""
+    device = trajectories.device
+    work = MethodOfLinesNetwork(_float64_copy(model.field, device), dt=model.dt, substeps=model.substeps,
+                                projected=model.projected)
+    validation = validation.to(device=device, dtype=torch.float64)
+    inputs, targets = substep_targets(trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps,
+                                      points=points)
+    radius = 2 * (work.field.kernel_size // 2)
+    clean, goal = sample_patches(inputs, targets, count=patches, radius=radius, boundary=work.field.boundary,
+                                 generator=generator)
+    eta = torch.randn(clean.shape, generator=generator, dtype=torch.float64).to(device)
+    decay = model.substeps * ((1 - noise_damping) ** (1 / model.substeps) - 1) / model.dt
+    norm = (patches ** 0.5) * work.field.scale
+    return _PatchFit(work, validation, clean, goal, eta, decay, radius, norm)
+
+
+@dataclass
+class _Run:
+    """One starting point's way through the stages: its current parameters, every loss, each stage's last loss
+    and validation error."""
+
+    restart: int
+    vector: torch.Tensor
+    losses: list[float]
+    stage_losses: list[float] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Kept:
+    """The best network met so far (the first one met, until one has a smaller validation error)."""
+
+    vector: torch.Tensor | None = None
+    error: float = float("inf")
+
+    def consider(self, run: _Run, stage: int, report: TrainingReport) -> None:
+        """Keep ``run``'s network after ``stage`` if it is the best so far, and record the choice in ``report``."""
+        if run.errors[-1] < self.error or self.vector is None:
+            self.vector, self.error = run.vector, run.errors[-1]
+            report.chosen_restart, report.chosen_stage = run.restart, stage
+            report.losses, report.stage_losses, report.validation_errors = run.losses, run.stage_losses, run.errors
+
+
+def _starting_points(fit: _PatchFit, count: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """The working network's own parameters, then ``count - 1`` draws of PyTorch's default initialisation."""
+    starts = [fit.flatten(dict(fit.work.field.named_parameters())).detach().clone()]
+    return starts + [fit.flatten(_default_draw(fit.work.field, generator)) for _ in range(count - 1)]
+
+
+def _first_stages(
+    fit: _PatchFit, starts: list[torch.Tensor], *, sigma: float, iterations: int, report: TrainingReport,
+    say: Callable[[str], None],
+) -> list[_Run]:
+    """The short first stage from every starting point, each scored in ``report.restart_errors``."""
+    runs = []
+    for k, start in enumerate(starts):
+        vector, losses = fit.stage(start, sigma, iterations)
+        runs.append(_Run(k, vector, losses))
+        report.restart_errors.append(fit.score(vector))
+        say(f"start {k}: loss {losses[-1]:.3e}, validation rE {report.restart_errors[-1]:.3e}")
+    return runs
+
+
+def _every_stage(
+    fit: _PatchFit, run: _Run, kept: _Kept, report: TrainingReport, *, noise_levels: list[float], iterations: int,
+    restart_iterations: int, say: Callable[[str], None],
+) -> None:
+    """Take ``run`` through every noise level (the first stage continued), offering each stage's network to ``kept``."""
+    for index, sigma in enumerate(noise_levels):
+        steps = iterations - (restart_iterations if index == 0 else 0)
+        if steps > 0:
+            run.vector, more = fit.stage(run.vector, sigma, steps)
+            run.losses += more[1:]
+        run.stage_losses.append(run.losses[-1])
+        run.errors.append(fit.score(run.vector))
+        say(f"start {run.restart}, noise {sigma:.0e}: loss {run.stage_losses[-1]:.3e}, "
+            f"validation rE {run.errors[-1]:.3e}")
+        kept.consider(run, index, report)
+
+
+def _check_noise(noise_levels: Sequence[float], noise_damping: float) -> list[float]:
+    """The noise levels as a non-empty list of finite numbers >= 0, after checking them and the damping."""
+    if isinstance(noise_levels, (int, float, torch.Tensor)):
+        raise TypeError(f"noise_levels must be a sequence of levels, e.g. (1e-3, 1e-4, 1e-5) or ({noise_levels!r},), "
+                        f"got the single number {noise_levels!r}.")
+    noise_levels = list(noise_levels)
+    for level in noise_levels:
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < float("inf"):
+            raise ValueError(f"each noise level must be a finite number >= 0, got {level!r}.")
+    if not noise_levels:
+        raise ValueError("noise_levels must name at least one level, e.g. (1e-3, 1e-4, 1e-5).")
+    if isinstance(noise_damping, bool) or not isinstance(noise_damping, (int, float)) or not 0 <= noise_damping <= 1:
+        raise ValueError(f"noise_damping must be a number in [0, 1], got {noise_damping!r}.")
+    return noise_levels
+
+
+def _split_validation(
+    model: MethodOfLinesNetwork, trajectories: torch.Tensor, validation: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and validation trajectories, checked against the model's grid; without ``validation``, the last
+    quarter (at least one) of ``trajectories`` is held out."""
+    grid = model.field.grid_size
+    if grid is not None and trajectories.shape[-1] != grid:
+        raise ValueError(f"the model is built for a {grid}x{grid} grid, the trajectories are "
+                         f"{trajectories.shape[-1]}x{trajectories.shape[-1]}.")
+    if validation is None:
+        if len(trajectories) < 2:
+            raise ValueError("pass validation trajectories, or at least 2 training trajectories to hold one out.")
+        held = max(1, len(trajectories) // 4)
+        return trajectories[:-held], trajectories[-held:]
+    _check_trajectories(validation, "validation")
+    if validation.shape[-1] != trajectories.shape[-1]:
+        raise ValueError(f"validation trajectories must be on the training grid ({trajectories.shape[-1]}x"
+                         f"{trajectories.shape[-1]}), got {tuple(validation.shape)}.")
+    return trajectories, validation
+
+
+def _check_training(
+    model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, counts: dict[str, int], points: int, seed: int,
+    log: Callable[[str], None] | None,
+) -> None:
+    """Refuse a model that is not a method-of-lines network with a ConvRHS field, bad trajectories, non-positive
+    ``counts`` (by name), a seed that is not an int or a log that is not callable."""
+    if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
+        raise TypeError("model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
+                        f"(e.g. from companion.pde.training.make_network), got {type(model).__name__}.")
+    check_positive_int(points, "points")
+    _check_trajectories(trajectories, min_frames=max(points, 2))
+    for name, count in counts.items():
+        check_positive_int(count, name)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}.")
+    if log is not None and not callable(log):
+        raise TypeError(f"log must be a callable taking one line of text, got {type(log).__name__}.")
 
 
 def train_network(
@@ -250,136 +470,24 @@ def train_network(
         :class:`~companion.pde.ConvRHS` field, trajectories of the wrong shape or grid size, or non-positive
         counts, negative noise levels or a damping outside :math:`[0, 1]`.
     """
-    if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
-        raise TypeError("model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
-                        f"(e.g. from companion.pde.training.make_network), got {type(model).__name__}.")
-    check_positive_int(points, "points")
-    _check_trajectories(trajectories, min_frames=max(points, 2))
-    check_positive_int(patches, "patches")
-    check_positive_int(iterations, "iterations")
-    check_positive_int(restarts, "restarts")
-    check_positive_int(restart_iterations, "restart_iterations")
-    check_positive_int(continued, "continued")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}.")
-    if log is not None and not callable(log):
-        raise TypeError(f"log must be a callable taking one line of text, got {type(log).__name__}.")
-    if isinstance(noise_levels, (int, float, torch.Tensor)):
-        raise TypeError(f"noise_levels must be a sequence of levels, e.g. (1e-3, 1e-4, 1e-5) or ({noise_levels!r},), "
-                        f"got the single number {noise_levels!r}.")
-    noise_levels = list(noise_levels)
-    for level in noise_levels:
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < float("inf"):
-            raise ValueError(f"each noise level must be a finite number >= 0, got {level!r}.")
-    if not noise_levels:
-        raise ValueError("noise_levels must name at least one level, e.g. (1e-3, 1e-4, 1e-5).")
-    if isinstance(noise_damping, bool) or not isinstance(noise_damping, (int, float)) or not 0 <= noise_damping <= 1:
-        raise ValueError(f"noise_damping must be a number in [0, 1], got {noise_damping!r}.")
-    grid = model.field.grid_size
-    if grid is not None and trajectories.shape[-1] != grid:
-        raise ValueError(f"the model is built for a {grid}x{grid} grid, the trajectories are "
-                         f"{trajectories.shape[-1]}x{trajectories.shape[-1]}.")
-    if validation is None:
-        if len(trajectories) < 2:
-            raise ValueError("pass validation trajectories, or at least 2 training trajectories to hold one out.")
-        held = max(1, len(trajectories) // 4)
-        trajectories, validation = trajectories[:-held], trajectories[-held:]
-    else:
-        _check_trajectories(validation, "validation")
-        if validation.shape[-1] != trajectories.shape[-1]:
-            raise ValueError(f"validation trajectories must be on the training grid ({trajectories.shape[-1]}x"
-                             f"{trajectories.shape[-1]}), got {tuple(validation.shape)}.")
+    _check_training(model, trajectories, counts=dict(patches=patches, iterations=iterations, restarts=restarts,
+                    restart_iterations=restart_iterations, continued=continued), points=points, seed=seed, log=log)
+    noise_levels = _check_noise(noise_levels, noise_damping)
+    trajectories, validation = _split_validation(model, trajectories, validation)
 
     wall, cpu = time.perf_counter(), time.process_time()
     say = log or (lambda line: None)
-    device = trajectories.device
-    work = MethodOfLinesNetwork(_float64_copy(model.field, device), dt=model.dt, substeps=model.substeps,
-                                projected=model.projected)
-    validation = validation.to(device=device, dtype=torch.float64)
-    inputs, targets = substep_targets(trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps,
-                                      points=points)
     generator = torch.Generator().manual_seed(seed)
-    radius = 2 * (work.field.kernel_size // 2)
-    clean, goal = sample_patches(inputs, targets, count=patches, radius=radius, boundary=work.field.boundary,
-                                 generator=generator)
-    eta = torch.randn(clean.shape, generator=generator, dtype=torch.float64).to(device)
-    decay = model.substeps * ((1 - noise_damping) ** (1 / model.substeps) - 1) / model.dt
-    names = [name for name, _ in work.field.named_parameters()]
-    shapes = [p.shape for _, p in work.field.named_parameters()]
-    sizes = [p.numel() for _, p in work.field.named_parameters()]
-    power, scale = work.field.power, work.field.scale
-    norm = (patches ** 0.5) * scale
-
-    def unflatten(vector: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {n: v.view(s) for n, v, s in zip(names, torch.split(vector, sizes), shapes)}
-
-    def flatten(weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([weights[n].reshape(-1) for n in names])
-
-    def load(vector: torch.Tensor) -> None:
-        with torch.no_grad():
-            for n, v in unflatten(vector).items():
-                work.field.get_parameter(n).copy_(v)
-
-    def stage(vector: torch.Tensor, sigma: float, steps: int) -> tuple[torch.Tensor, list[float]]:
-        noisy = clean + sigma * eta
-        wanted = goal + decay * sigma * eta[:, radius, radius]
-
-        def residual(v: torch.Tensor) -> torch.Tensor:
-            return (_patch_values(unflatten(v), noisy, power, scale) - wanted) / norm
-
-        def single(v: torch.Tensor, patch: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return (_patch_values(unflatten(v), patch[None], power, scale)[0] - target) / norm
-
-        def jacobian(v: torch.Tensor) -> torch.Tensor:
-            return vmap(jacrev(single), in_dims=(None, 0, 0))(v, noisy, wanted)
-
-        return levenberg_marquardt(residual, jacobian, vector, iterations=steps)
-
-    def score(vector: torch.Tensor) -> float:
-        load(vector)
-        return _rollout_error(work, validation)
-
+    fit = _prepare_fit(model, trajectories, validation, patches=patches, noise_damping=noise_damping, points=points,
+                       generator=generator)
     report = TrainingReport(noise_levels=list(noise_levels))
-    starts = [flatten(dict(work.field.named_parameters())).detach().clone()]
-    starts += [flatten(_default_draw(work.field, generator)) for _ in range(restarts - 1)]
-    first = []
-    for k, start in enumerate(starts):
-        vector, losses = stage(start, noise_levels[0], restart_iterations)
-        first.append((vector, losses))
-        report.restart_errors.append(score(vector))
-        say(f"start {k}: loss {losses[-1]:.3e}, validation rE {report.restart_errors[-1]:.3e}")
-    ranked = sorted(range(len(starts)), key=lambda k: report.restart_errors[k])[:continued]
-    best, best_error = None, float("inf")
-    for k in ranked:
-        vector, losses = first[k]
-        losses, stage_losses, errors = list(losses), [], []
-        for index, sigma in enumerate(noise_levels):
-            steps = iterations - (restart_iterations if index == 0 else 0)
-            if steps > 0:
-                vector, more = stage(vector, sigma, steps)
-                losses += more[1:]
-            stage_losses.append(losses[-1])
-            errors.append(score(vector))
-            say(f"start {k}, noise {sigma:.0e}: loss {stage_losses[-1]:.3e}, validation rE {errors[-1]:.3e}")
-            if errors[-1] < best_error or best is None:
-                best, best_error = vector, errors[-1]
-                report.chosen_restart, report.chosen_stage = k, index
-                report.losses, report.stage_losses, report.validation_errors = losses, stage_losses, errors
-    load(best)
-    with torch.no_grad():
-        for n, p in model.field.named_parameters():
-            p.copy_(work.field.get_parameter(n).to(p.dtype))
+    runs = _first_stages(fit, _starting_points(fit, restarts, generator), sigma=noise_levels[0],
+                         iterations=restart_iterations, report=report, say=say)
+    kept = _Kept()
+    for run in sorted(runs, key=lambda run: report.restart_errors[run.restart])[:continued]:
+        _every_stage(fit, run, kept, report, noise_levels=noise_levels, iterations=iterations,
+                     restart_iterations=restart_iterations, say=say)
+    fit.load(kept.vector)
+    _copy_parameters(fit.work.field, model.field)
     report.seconds, report.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
     return report
-
-
-def _float64_copy(field: ConvRHS, device: torch.device) -> ConvRHS:
-    """The same field in float64 on ``device``, evaluated by FFT when periodic (faster, same numbers)."""
-    copy = ConvRHS(field.hidden, activation=field.activations, kernel_size=field.kernel_size,
-                   output_bias=field.second.bias is not None, boundary=field.boundary, scale=field.scale,
-                   fft=field.boundary == "periodic").to(device=device, dtype=torch.float64)
-    with torch.no_grad():
-        for name, p in copy.named_parameters():
-            p.copy_(field.get_parameter(name))
-    return copy

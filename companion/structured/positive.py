@@ -129,9 +129,7 @@ class CompartmentalField(_ActivationSetting, nn.Module):
         if dim < 2:
             raise ValueError(f"a compartmental field needs dim >= 2 compartments, got dim={dim}.")
         check_positive_int(hidden, "hidden")
-        self._configure(activation=activation)  # the activation is a fixed setting, saved with the state dict
-        self.inner = nn.Linear(dim, hidden)
-        self.outer = nn.Linear(hidden, dim * (dim - 1))
+        self._one_hidden_layer(hidden, dim * (dim - 1), activation=activation)
         # Position k of the flattened (dim, dim) matrix takes value 1 + (its off-diagonal index), 0 on the diagonal.
         index = torch.zeros(dim * dim, dtype=torch.long)
         off_diagonal = ~torch.eye(dim, dtype=torch.bool).flatten()
