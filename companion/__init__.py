@@ -85,6 +85,7 @@ from .lipschitz import (
     certificate_check,
     certified_radius,
     hinge_loss,
+    network_certified_radius,
     pgd_l2,
     robustness_curve,
     robustness_report,
@@ -110,7 +111,7 @@ __all__ = [
     # Lipschitz networks and robustness
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
-    "certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",
+    "certified_radius", "network_certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",
     "digits",
     # diagnostics
     "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",

@@ -10,7 +10,9 @@ r"""Lipschitz-constrained networks and adversarial robustness (chapter 6).
   Lipschitz bound;
 - :mod:`companion.lipschitz.attacks`: L2 attacks (PGD, APGD);
 - :mod:`companion.lipschitz.robustness`: certified radii from the margin and the Lipschitz bound, certified and
-  robust accuracy, the hinge loss, robustness curves and reports.
+  robust accuracy, the hinge loss, robustness curves and reports;
+- :mod:`companion.lipschitz.rounding`: the bound on a forward pass's floating-point rounding, from the values each
+  stage computes, that keeps certified radii sound for every parameter value.
 
 References
 ----------
@@ -46,6 +48,7 @@ from .robustness import (
     certified_accuracy,
     certified_radius,
     hinge_loss,
+    network_certified_radius,
     robust_accuracy,
     robustness_curve,
     robustness_report,
@@ -68,7 +71,8 @@ __all__ = [
     "lipschitz_classifier", "SwitchingLayer", "SKEW_LIMIT", "contractive_factor", "switching_lipschitz_bound",
     "admissible_expansive_step",
     # attacks and certificates
-    "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES", "ATTACKS", "certified_radius", "certified_accuracy",
+    "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES", "ATTACKS", "certified_radius", "network_certified_radius",
+    "certified_accuracy",
     "rounding_allowance", "hinge_loss", "robust_accuracy", "robustness_curve", "RobustnessReport",
     "robustness_report", "certificate_check",
 ]

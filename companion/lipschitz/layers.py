@@ -156,7 +156,9 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
     Raises
     ------
     TypeError, ValueError
-        On bad sizes, an even kernel, an unknown padding or activation.
+        On bad sizes, an even kernel, an unknown padding or activation; in ``forward``, on an input with
+        another number of channels, or, with circular padding, images smaller than ``kernel_size // 2``
+        pixels per side (the padding would wrap around more than once).
     """
 
     _sizes = ("channels", "hidden_channels", "kernel_size", "learn_step")
@@ -271,8 +273,9 @@ def network_lipschitz_bound(model: nn.Module) -> float:
 
     A module with a ``lipschitz_bound()`` method gives that; ``nn.Sequential`` multiplies its children;
     ``nn.Linear`` gives its exact norm; ReLU, tanh, Identity, Flatten and LeakyReLU (slope <= 1) give 1.
-    The value is the bound in exact arithmetic; :func:`companion.lipschitz.robustness.certified_radius` adds an
-    allowance for the rounding of a float32 forward pass and of the norms themselves.
+    The value is the bound in exact arithmetic; :func:`companion.lipschitz.robustness.network_certified_radius`
+    adds an allowance for the rounding of the forward pass (bounded from the values it computes) and of the
+    norms themselves.
 
     Raises
     ------

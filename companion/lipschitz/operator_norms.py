@@ -174,10 +174,18 @@ def power_iteration(
         return float(operator(u).norm())
 
 
-def _same_padding(weight: torch.Tensor) -> int:
+def _same_padding(weight: torch.Tensor, images: torch.Tensor, padding_mode: str) -> int:
+    """The padding of a 'same' convolution with ``weight``; circular padding wraps at most once around the images."""
     k1, k2 = weight.shape[-2:]
     if k1 != k2 or k1 % 2 == 0:
         raise ValueError(f"the kernel must be square with an odd size for 'same' padding, got {k1}x{k2}.")
+    size = tuple(images.shape[-2:])
+    if padding_mode == "circular" and k1 // 2 > min(size):
+        raise ValueError(
+            f"a circular 'same' convolution with a {k1}x{k1} kernel needs images of at least {k1 // 2}x{k1 // 2} "
+            f"pixels (the kernel may be at most twice the image plus one), got images of {size[0]}x{size[1]}; "
+            "use a smaller kernel, larger images or padding_mode='zeros'."
+        )
     return k1 // 2
 
 
@@ -205,10 +213,11 @@ def conv2d_same(
     Raises
     ------
     ValueError
-        On an unknown ``padding_mode`` or a kernel that is not square with an odd size.
+        On an unknown ``padding_mode``, a kernel that is not square with an odd size, or (circular padding) a
+        kernel wider than twice the image plus one, which would wrap around more than once.
     """
     check_choice(padding_mode, "padding_mode", PADDING_MODES)
-    p = _same_padding(weight)
+    p = _same_padding(weight, x, padding_mode)
     if padding_mode == "circular":
         return F.conv2d(F.pad(x, (p, p, p, p), mode="circular"), weight, bias)
     return F.conv2d(x, weight, bias, padding=p)
@@ -221,9 +230,14 @@ def conv2d_same_adjoint(z: torch.Tensor, weight: torch.Tensor, *, padding_mode: 
     Zero padding: ``conv_transpose2d`` with the same padding. Circular padding: the circular
     cross-correlation with the flipped, channel-transposed kernel (``conv_transpose2d`` would
     forget the wrap-around).
+
+    Raises
+    ------
+    ValueError
+        As :func:`conv2d_same`.
     """
     check_choice(padding_mode, "padding_mode", PADDING_MODES)
-    p = _same_padding(weight)
+    p = _same_padding(weight, z, padding_mode)
     if padding_mode == "circular":
         flipped = weight.flip(-1, -2).transpose(0, 1)
         return F.conv2d(F.pad(z, (p, p, p, p), mode="circular"), flipped)

@@ -3,9 +3,13 @@ r"""Certified radii, robust accuracy under attack, robustness curves and a combi
 For a classifier :math:`\mathcal N` that is :math:`L`-Lipschitz in :math:`\ell_2` (every preprocessing
 map counted in :math:`L`), with margin :math:`m(x)=\mathcal N(x)_{\hat k}-\max_{k\ne\hat k}\mathcal N(x)_k`,
 every :math:`y` with :math:`\lVert y-x\rVert_2 < m(x)/(\sqrt2 L)` gets the class :math:`\hat k`
-(Tsuzuku, Sato, Sugiyama 2018). An attack (:func:`apgd_l2`, :func:`pgd_l2`) only ever shows a lower bound on
-the damage, so the attacked accuracy is an upper bound on the robust accuracy; the certificate is a lower bound.
-The attacks are re-exported here from ``companion.lipschitz.attacks``.
+(Tsuzuku, Sato, Sugiyama 2018). The model-level functions (:func:`network_certified_radius`,
+:func:`certified_accuracy`, :func:`certificate_check`, :func:`robustness_report`) also bound the rounding of the
+floating-point evaluations at :math:`x` and :math:`y` from the values the forward pass computes
+(``companion.lipschitz.rounding``), so their certificates hold for every parameter value. An attack
+(:func:`apgd_l2`, :func:`pgd_l2`) only ever shows a lower bound on the damage, so the attacked accuracy is an
+upper bound on the robust accuracy; the certificate is a lower bound. The attacks are re-exported here from
+``companion.lipschitz.attacks``.
 """
 
 from __future__ import annotations
@@ -18,12 +22,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_choice, check_positive, check_tensor
+from .._checks import (
+    call_model,
+    check_choice,
+    check_labels,
+    check_not_empty,
+    check_positive,
+    check_tensor,
+    dtype_mismatch,
+)
 from .attacks import _check_data, apgd_checkpoints, apgd_l2, pgd_l2
+from .rounding import forward_rounding
 
 __all__ = [
-    "certified_radius", "certified_accuracy", "rounding_allowance", "hinge_loss", "pgd_l2", "apgd_l2",
-    "apgd_checkpoints", "ATTACKS", "robust_accuracy", "robustness_curve", "RobustnessReport",
+    "certified_radius", "network_certified_radius", "certified_accuracy", "rounding_allowance", "hinge_loss",
+    "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACKS", "robust_accuracy", "robustness_curve", "RobustnessReport",
     "robustness_report", "certificate_check",
 ]
 
@@ -34,26 +47,48 @@ ATTACKS = {"apgd": apgd_l2, "pgd": pgd_l2}
 def rounding_allowance(dtype: torch.dtype) -> float:
     r"""The relative allowance :math:`\rho = 1024\,u` for rounding, :math:`u` the unit roundoff of ``dtype``.
 
-    About :math:`1.2\times10^{-4}` in float32 and :math:`2.3\times10^{-13}` in float64: far above the rounding
-    of a forward pass through a small network (a few units of roundoff per layer), far below any radius of
-    interest.
+    About :math:`1.2\times10^{-4}` in float32 and :math:`2.3\times10^{-13}` in float64. It enlarges the Lipschitz
+    bound, :math:`(1+\rho)L`, for the rounding of the norms inside it (a backward-stable SVD is accurate to a few
+    :math:`nu` in the largest singular value), and it is the logits-level allowance of :func:`certified_radius`.
     """
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}.")
     return 1024 * torch.finfo(dtype).eps
 
 
-def certified_radius(logits: torch.Tensor, *, lipschitz: float, rounding: float | None = None) -> torch.Tensor:
-    r"""Certified :math:`\ell_2` radius of the predicted class, per row, safe against rounding.
+def _check_rounding(rounding) -> None:
+    if rounding is not None and (isinstance(rounding, bool) or not isinstance(rounding, (int, float))
+                                 or not 0 <= rounding < 1):
+        raise ValueError(f"rounding must be a number in [0, 1), got {rounding!r}.")
 
-    In exact arithmetic the radius is :math:`m(x)/(\sqrt2 L)`. The logits and :math:`L` are computed in
-    floating point, so both are given an allowance :math:`\rho`: the margin is reduced by
-    :math:`\rho\,(1+\max_k\lvert f_k\rvert)` (the forward pass's rounding) and :math:`L` is increased to
-    :math:`(1+\rho)L` (the rounding of the norms in it), all in float64:
+
+def _radius(logits: torch.Tensor, reduction: torch.Tensor | float, scale: float) -> torch.Tensor:
+    """``max(0, margin - reduction) / (sqrt(2) scale)`` in float64, rounded towards zero in the logits' dtype; 0
+    where anything is not a number."""
+    values = logits.detach().to(torch.float64)
+    top = values.topk(2, dim=1).values
+    margin = top[:, 0] - top[:, 1] - reduction
+    margin = torch.where(torch.isnan(margin), 0.0, margin)
+    exact = margin.clamp_min(0.0) / (math.sqrt(2.0) * scale)
+    radius = exact.to(logits.dtype)
+    return torch.where(radius.to(torch.float64) > exact, torch.nextafter(radius, torch.zeros_like(radius)), radius)
+
+
+def certified_radius(logits: torch.Tensor, *, lipschitz: float, rounding: float | None = None) -> torch.Tensor:
+    r"""Certified :math:`\ell_2` radius of the predicted class, per row, from logits alone.
+
+    In exact arithmetic the radius is :math:`m(x)/(\sqrt2 L)`. Given only the logits, the rounding of the
+    forward pass can be allowed for only in proportion to the logits' own size: the margin is reduced by
+    :math:`\rho\,(1+\max_k\lvert f_k\rvert)` and :math:`L` increased to :math:`(1+\rho)L`, all in float64:
 
     .. math:: r(x) = \frac{\max\big(0,\ m(x) - \rho\,(1 + \max_k\lvert f_k(x)\rvert)\big)}{\sqrt2\,(1+\rho)\,L}.
 
-    The result is rounded towards zero in the dtype of ``logits``.
+    This covers a network whose inner values are not much larger than its logits; weights that make large
+    inner values cancel (a bias of :math:`10^8` removed by a later one) make the float32 logits wrong by far
+    more, and this radius is then not safe. :func:`network_certified_radius` (and :func:`certified_accuracy`,
+    :func:`certificate_check`, :func:`robustness_report`) bound the rounding from the values the forward pass
+    really computes and hold for every parameter value: use them when you have the model. The result is
+    rounded towards zero in the dtype of ``logits``; rows that are not numbers get 0.
 
     Parameters
     ----------
@@ -79,29 +114,125 @@ def certified_radius(logits: torch.Tensor, *, lipschitz: float, rounding: float 
     if logits.shape[1] < 2:
         raise ValueError(f"logits need at least 2 classes, got shape {tuple(logits.shape)}.")
     check_positive(lipschitz, "lipschitz")
+    _check_rounding(rounding)
     if rounding is None:
         rounding = rounding_allowance(logits.dtype)
-    elif isinstance(rounding, bool) or not isinstance(rounding, (int, float)) or not 0 <= rounding < 1:
-        raise ValueError(f"rounding must be a number in [0, 1), got {rounding!r}.")
-    values = logits.detach().to(torch.float64)
-    top = values.topk(2, dim=1).values
-    margin = top[:, 0] - top[:, 1] - rounding * (1.0 + values.abs().max(1).values)
-    exact = margin.clamp_min(0.0) / (math.sqrt(2.0) * (1.0 + rounding) * float(lipschitz))
-    radius = exact.to(logits.dtype)
-    return torch.where(radius.to(torch.float64) > exact, torch.nextafter(radius, torch.zeros_like(radius)), radius)
+    reduction = rounding * (1.0 + logits.detach().to(torch.float64).abs().max(1).values)
+    return _radius(logits, reduction, (1.0 + rounding) * float(lipschitz))
+
+
+def _certify(model, inputs: torch.Tensor, *, lipschitz: float, rounding: float | None):
+    """The logits at ``inputs`` and their certified radii, the rounding bounded from the forward pass."""
+    check_positive(lipschitz, "lipschitz")
+    _check_rounding(rounding)
+    logits, alpha, beta = forward_rounding(model, inputs, lipschitz=float(lipschitz), rounding=rounding)
+    check_tensor(logits, "model(inputs)", ndim=2)
+    if logits.shape[1] < 2:
+        raise ValueError(f"the model must give at least 2 logits per input, got shape {tuple(logits.shape)}.")
+    lipschitz_rounding = rounding_allowance(logits.dtype) if rounding is None else rounding
+    scale = 1.0 + lipschitz_rounding
+    return logits, _radius(logits, math.sqrt(2.0) * scale * alpha, scale * beta)
+
+
+def network_certified_radius(
+    model: nn.Module, inputs: torch.Tensor, *, lipschitz: float, rounding: float | None = None
+) -> torch.Tensor:
+    r"""Certified :math:`\ell_2` radius of the class that ``model`` predicts at each input, safe against rounding.
+
+    Every float :math:`y` with :math:`\lVert y-x\rVert_2 < r(x)` is classified like :math:`x` by the model
+    **evaluated in floating point** (the class of the logits ``model(inputs)``), for every parameter value:
+
+    .. math:: r(x) = \frac{\max\big(0,\ m(x) - \sqrt2\,(1+\rho)\,\alpha(x)\big)}{\sqrt2\,(1+\rho)\,\beta},
+
+    where :math:`m(x)` is the margin of the computed logits,
+    :math:`\lVert\hat f(y)-\hat f(x)\rVert_2\le\alpha(x)+\beta\lVert y-x\rVert_2` bounds the difference of two
+    evaluations (``companion.lipschitz.rounding.forward_rounding``: :math:`\alpha` twice the rounding of a
+    forward pass at :math:`x`, bounded stage by stage from the sizes of the values each stage computes, and
+    :math:`\beta = L` plus the growth of the rounding with :math:`y`), and :math:`\rho` =
+    :func:`rounding_allowance` covers the rounding of the norms inside :math:`L`. For the modules of
+    ``companion.lipschitz`` and ``Linear``, ReLU, LeakyReLU, tanh, Identity and Flatten in an ``nn.Sequential``
+    the bound is proven (up to terms of order :math:`u^2`); a module it does not know is assumed to round by at
+    most :math:`1024u` times the size of its input and output. For ordinary weights :math:`\alpha` is a few
+    :math:`10^{-3}` in float32 and the radius close to :math:`m/(\sqrt2L)`; for weights whose inner values are
+    huge it shrinks, down to 0 when the rounding could exceed the margin.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The classifier; ``model(inputs)`` gives logits of shape ``(batch, classes)``, ``classes >= 2``.
+    inputs : torch.Tensor
+        Shape ``(batch, ...)``, floating point, in the model's dtype.
+    lipschitz : float
+        An upper bound :math:`L` on the Lipschitz constant of the model's exact function, preprocessing included.
+    rounding : float, optional
+        :math:`\rho_s` for every stage and :math:`\rho` (default: from the arithmetic, see above); 0 gives the
+        exact-arithmetic formula :math:`m/(\sqrt2L)`.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(batch,)``, >= 0, in the logits' dtype (rounded towards zero); 0 where the logits are not numbers.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On malformed inputs, inputs of another dtype than the model's, fewer than 2 logits, a non-positive
+        ``lipschitz`` or a ``rounding`` outside [0, 1).
+    """
+    _check_model_inputs(model, inputs)
+    return _certify(model, inputs, lipschitz=lipschitz, rounding=rounding)[1]
+
+
+def _check_integer_inputs(model, inputs) -> None:
+    """Integer inputs into a floating model: the error names both dtypes."""
+    if isinstance(inputs, torch.Tensor) and not torch.is_floating_point(inputs):
+        mismatch = dtype_mismatch(model, inputs)
+        if mismatch is not None:
+            raise mismatch
+
+
+def _check_model_inputs(model, inputs: torch.Tensor) -> None:
+    if not callable(model):
+        raise TypeError(f"model must be callable (an nn.Module), got {type(model).__name__}.")
+    _check_integer_inputs(model, inputs)
+    check_tensor(inputs, "inputs", min_ndim=2)
+    check_not_empty(inputs, "inputs")
+
+
+def _check_batch(model, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    """The checks of every function that takes a model, inputs and labels: kinds, lengths, at least one sample."""
+    _check_integer_inputs(model, inputs)
+    _check_data(model, inputs, labels)
+    check_not_empty(inputs, "inputs")
+
+
+def _check_classes(model, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    """Evaluate the model (the inputs' dtype checked) and check the labels against its number of outputs."""
+    with torch.no_grad():
+        logits = call_model(model, inputs)
+    check_labels(labels, logits.shape[-1])
 
 
 def certified_accuracy(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, lipschitz: float, epsilon: float,
     rounding: float | None = None,
 ) -> float:
-    """Fraction of points classified correctly with :func:`certified_radius` > ``epsilon`` (>= 0)."""
-    _check_data(model, inputs, labels)
+    """Fraction of points classified correctly with :func:`network_certified_radius` > ``epsilon`` (>= 0).
+
+    The radii bound the rounding of the forward pass from the values it computes, so the fraction is a lower
+    bound on the robust accuracy of the model as evaluated in floating point, for every parameter value.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On malformed or empty data, inputs of another dtype than the model's, labels outside the model's classes,
+        a negative ``epsilon``, a non-positive ``lipschitz`` or a ``rounding`` outside [0, 1).
+    """
+    _check_batch(model, inputs, labels)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon >= 0:
         raise ValueError(f"epsilon must be >= 0, got {epsilon!r}.")
-    with torch.no_grad():
-        logits = model(inputs)
-    radius = certified_radius(logits, lipschitz=lipschitz, rounding=rounding)
+    logits, radius = _certify(model, inputs, lipschitz=lipschitz, rounding=rounding)
+    check_labels(labels, logits.shape[1])
     return int(((logits.argmax(1) == labels) & (radius > epsilon)).sum()) / len(labels)  # exact fraction
 
 
@@ -122,6 +253,11 @@ def _attack(name: str):
     return ATTACKS[name]
 
 
+def _attacked_fraction(model, inputs, labels, *, epsilon, attack: str, options) -> float:
+    _, fooled = _attack(attack)(model, inputs, labels, epsilon=epsilon, **options)
+    return int((~fooled).sum()) / len(fooled)
+
+
 def robust_accuracy(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float | torch.Tensor,
     attack: str = "apgd", **options,
@@ -134,17 +270,26 @@ def robust_accuracy(
     Raises
     ------
     TypeError, ValueError
-        On an unknown attack or option, or anything the attack refuses.
+        On malformed or empty data, inputs of another dtype than the model's, labels outside the model's
+        classes, an unknown attack or option, or anything the attack refuses.
     """
-    _, fooled = _attack(attack)(model, inputs, labels, epsilon=epsilon, **options)
-    return int((~fooled).sum()) / len(fooled)
+    _check_batch(model, inputs, labels)
+    _attack(attack)
+    _check_classes(model, inputs, labels)
+    return _attacked_fraction(model, inputs, labels, epsilon=epsilon, attack=attack, options=options)
 
 
 def robustness_curve(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilons: Sequence[float], *,
     attack: str = "apgd", **options,
 ) -> list[float]:
-    """Robust accuracy at each radius in ``epsilons`` (same attack and options as :func:`robust_accuracy`)."""
+    """Robust accuracy at each radius in ``epsilons`` (same attack and options as :func:`robust_accuracy`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On no radius, or anything :func:`robust_accuracy` refuses.
+    """
     if len(epsilons) == 0:
         raise ValueError("epsilons must hold at least one radius.")
     return [robust_accuracy(model, inputs, labels, epsilon=float(e), attack=attack, **options) for e in epsilons]
@@ -173,16 +318,24 @@ def robustness_report(
 ) -> RobustnessReport:
     """Clean accuracy, certified accuracy (when a Lipschitz bound is given) and attacked accuracy at ``epsilon``.
 
-    The certificate is a lower bound and the attack an upper bound on the true robust accuracy, so
-    ``certified <= attacked <= clean``.
+    The certificate (:func:`certified_accuracy`) is a lower bound and the attack an upper bound on the true robust
+    accuracy, so ``certified <= attacked <= clean``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On anything :func:`certified_accuracy` or :func:`robust_accuracy` refuses.
     """
-    _check_data(model, inputs, labels)
+    _check_batch(model, inputs, labels)
+    _attack(attack)
     with torch.no_grad():
-        clean = int((model(inputs).argmax(1) == labels).sum()) / len(labels)
+        logits = call_model(model, inputs)
+    check_labels(labels, logits.shape[-1])
+    clean = int((logits.argmax(1) == labels).sum()) / len(labels)
     certified = None if lipschitz is None else certified_accuracy(
         model, inputs, labels, lipschitz=lipschitz, epsilon=epsilon
     )
-    attacked = robust_accuracy(model, inputs, labels, epsilon=epsilon, attack=attack, **options)
+    attacked = _attacked_fraction(model, inputs, labels, epsilon=epsilon, attack=attack, options=options)
     return RobustnessReport(float(epsilon), clean, certified, attacked, lipschitz, attack)
 
 
@@ -190,7 +343,7 @@ def certificate_check(
     model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, lipschitz: float, fraction: float = 0.999,
     rounding: float | None = None, attack: str = "apgd", **options,
 ) -> tuple[int, int]:
-    """Attack every correctly classified point inside ``fraction`` of its certified radius.
+    """Attack every correctly classified point inside ``fraction`` of its :func:`network_certified_radius`.
 
     Returns
     -------
@@ -200,14 +353,17 @@ def certificate_check(
     Raises
     ------
     TypeError, ValueError
-        On malformed data, ``fraction`` outside (0, 1), an unknown attack or option.
+        On malformed or empty data, inputs of another dtype than the model's, labels outside the model's classes,
+        ``fraction`` outside (0, 1), a non-positive ``lipschitz``, an unknown attack or option.
     """
-    _check_data(model, inputs, labels)
+    _check_batch(model, inputs, labels)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}.")
-    with torch.no_grad():
-        logits = model(inputs)
-    radius = certified_radius(logits, lipschitz=lipschitz, rounding=rounding)
+    _attack(attack)
+    logits, radius = _certify(model, inputs, lipschitz=lipschitz, rounding=rounding)
+    check_labels(labels, logits.shape[1])
     keep = (logits.argmax(1) == labels) & (radius > 0)
+    if not bool(keep.any()):
+        return 0, 0
     _, fooled = _attack(attack)(model, inputs[keep], labels[keep], epsilon=fraction * radius[keep], **options)
     return int(keep.sum()), int(fooled.sum())
