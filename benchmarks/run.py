@@ -1,18 +1,20 @@
-"""Benchmarks of companion: integrators against their floor and torchdiffeq, property layers against a
+"""Benchmarks of companion: integrators against a hand-written step and torchdiffeq, property layers against a
 ResNet layer, the convolution norm bound against power iteration, torch.compile against eager, and the
 book's chapters.
 
-    python benchmarks/run.py [--quick] [--output book/benchmarks_results.md]
+    python benchmarks/run.py [--quick] [--output book/benchmarks_results.md] [--only overhead ...]
 
 One thread, CPU (or CUDA with --device cuda). Every number is a median over --repeats runs; ratios are
 medians of per-run ratios, the runs of the things compared being interleaved so that they share the
-machine's noise. Prints the tables and writes them as a Markdown fragment that the book includes.
+machine's noise. Prints the tables and writes them as a Markdown fragment that the book includes; with
+--only, only the tables named are run, and their sections of the --output file are replaced (the others kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import sys
 import time
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch import nn
 
 import companion as C
 
@@ -39,23 +42,46 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(functions: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Run each function once to warm up, then ``repeats`` rounds of all of them; return the times."""
+def load_note() -> str:
+    """The machine's 1-minute load average, and whether other jobs were running beside this one."""
+    load = os.getloadavg()[0]
+    shared = load > torch.get_num_threads() + 0.5
+    return f"load average {load:.1f} on {os.cpu_count()} cores" + (" (shared with other jobs)" if shared else "")
+
+
+def interleaved(
+    functions: dict[str, Callable[[], object]],
+    repeats: int,
+    device: torch.device,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Run each function once to warm up, then ``repeats`` rounds of all of them; return the times.
+
+    ``clock`` is wall time by default; ``time.process_time`` (the CPU time of this process, for CPU runs) leaves
+    out the time the process waits while other jobs hold the cores.
+    """
     times: dict[str, list[float]] = {name: [] for name in functions}
     for fn in functions.values():
         fn()
     for _ in range(repeats):
         for name, fn in functions.items():
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
 def ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
     return statistics.median(a / b for a, b in zip(times[numerator], times[denominator]))
+
+
+def ratio_spread(times: dict[str, list[float]], numerator: str, denominator: str) -> str:
+    """The median of the per-run ratios and, in brackets, their quartiles (the middle half of the runs)."""
+    ratios = [a / b for a, b in zip(times[numerator], times[denominator])]
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return f"{statistics.median(ratios):.2f} ({low:.2f}-{high:.2f})"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -64,49 +90,93 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def bench_rk4(device: torch.device, repeats: int, quick: bool) -> str:
-    import torchdiffeq
+def hand_written_rk4(
+    field: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, h: float, steps: int, *, trajectory: bool = False
+) -> torch.Tensor:
+    """The floor: ``steps`` classical RK4 steps as one writes them by hand; with ``trajectory=True`` every state is
+    kept and stacked at the end, as ``integrate`` and ``torchdiffeq.odeint`` return them (the last one is returned)."""
+    states = [x]
+    for _ in range(steps):
+        k1 = field(x)
+        k2 = field(x + h / 2 * k1)
+        k3 = field(x + h / 2 * k2)
+        k4 = field(x + h * k3)
+        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        if trajectory:
+            states.append(x)
+    return torch.stack(states)[-1] if trajectory else x
 
-    steps, h = 200, 0.01
-    rows = []
-    dims = [2, 64] if quick else [2, 8, 64]
-    for dtype in (torch.float32, torch.float64):
-        for batch in (1, 1024):
-            for dim in dims:
-                torch.manual_seed(0)
-                field = C.MLPField(dim, 64).to(device=device, dtype=dtype)
-                x0 = torch.randn(batch, dim, device=device, dtype=dtype)
-                grid = torch.linspace(0, steps * h, steps + 1, device=device, dtype=dtype)
 
-                def floor():
-                    for _ in range(4 * steps):
-                        field(x0)
+def rk_step_loop(field: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, h: float, steps: int) -> torch.Tensor:
+    """The same steps as a Python loop over the public ``rk_step`` (every call validates its arguments)."""
+    for _ in range(steps):
+        x = C.rk_step(field, x, h, C.RK4)
+    return x
 
-                def companion_rk(tableau):
-                    def run():
-                        x = x0
-                        for _ in range(steps):
-                            x = C.rk_step(field, x, h, tableau)
-                        return x
-                    return run
 
-                def diffeq():
-                    return torchdiffeq.odeint(lambda t, x: field(x), x0, grid, method="rk4")[-1]
+def forward_only(run: Callable[[], torch.Tensor]) -> Callable[[], object]:
+    def forward():
+        with torch.no_grad():
+            return run()
+    return forward
 
-                with torch.no_grad():
-                    gap = float((companion_rk(C.RK38)() - diffeq()).abs().max() / x0.abs().max().clamp_min(1))
-                    times = interleaved({"floor": floor, "rk4": companion_rk(C.RK4), "rk38": companion_rk(C.RK38),
-                                         "torchdiffeq": diffeq}, repeats, device)
-                rows.append([
-                    str(dtype).replace("torch.", ""), str(batch), str(dim),
-                    f"{1e3 * statistics.median(times['floor']):.1f}",
-                    f"{ratio(times, 'rk4', 'floor'):.2f}", f"{ratio(times, 'rk38', 'floor'):.2f}",
-                    f"{ratio(times, 'torchdiffeq', 'floor'):.2f}", f"{ratio(times, 'torchdiffeq', 'rk38'):.2f}",
-                    f"{gap:.0e}",
-                ])
-    header = ["dtype", "batch", "dim", "floor (ms)", "RK4 / floor", "3/8 rule / floor", "torchdiffeq / floor",
-              "torchdiffeq / our 3/8 rule", "max gap"]
-    return table(header, rows)
+
+def forward_backward(run: Callable[[], torch.Tensor]) -> Callable[[], object]:
+    def both():
+        run().square().sum().backward()
+    return both
+
+
+def overhead_runs(batch: int, device: torch.device, torchdiffeq) -> tuple[dict[str, Callable[[], torch.Tensor]], str]:
+    """The runs the overhead table compares, for one batch size, and the gap between our 3/8 rule and torchdiffeq."""
+    steps, h, dim = 200, 0.01, 16
+    torch.manual_seed(0)
+    field = nn.Sequential(nn.Linear(dim, 64), nn.Tanh(), nn.Linear(64, dim)).to(device)
+    x0 = torch.randn(batch, dim, device=device)
+    layer = C.FlowLayer(field, h=steps * h, n_steps=steps, method="rk4")
+    runs = {
+        "hand": lambda: hand_written_rk4(field, x0, h, steps),
+        "rk_step": lambda: rk_step_loop(field, x0, h, steps),
+        "FlowLayer": lambda: layer(x0),
+        "hand trajectory": lambda: hand_written_rk4(field, x0, h, steps, trajectory=True),
+        "integrate": lambda: C.integrate(field, x0, h=h, n_steps=steps, tableau=C.RK4)[-1],
+    }
+    if torchdiffeq is None:
+        return runs, "not installed"
+    grid = torch.linspace(0, steps * h, steps + 1, device=device)
+    runs["torchdiffeq"] = lambda: torchdiffeq.odeint(lambda t, x: field(x), x0, grid, method="rk4")[-1]
+    runs["rk38"] = lambda: C.integrate(field, x0, h=h, n_steps=steps, tableau=C.RK38)[-1]
+    with torch.no_grad():
+        gap = float((runs["rk38"]() - runs["torchdiffeq"]()).abs().max() / x0.abs().max().clamp_min(1))
+    return runs, f"{gap:.0e}"
+
+
+def bench_overhead(device: torch.device, repeats: int, quick: bool) -> str:
+    """200 RK4 steps of an MLP field 16-64-16: companion's integrators and torchdiffeq against a hand-written step."""
+    try:
+        import torchdiffeq
+    except ImportError:  # a benchmark-only dependency (the bench extra): its columns say so
+        torchdiffeq = None
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    rows, gaps = [], []
+    for batch in (8, 1024) if quick else (8, 64, 1024):
+        runs, gap = overhead_runs(batch, device, torchdiffeq)
+        gaps.append(gap)
+        for name, wrap in (("forward", forward_only), ("forward + backward", forward_backward)):
+            times = interleaved({key: wrap(run) for key, run in runs.items()}, repeats, device, clock)
+            ours = [ratio_spread(times, key, "hand") for key in ("rk_step", "FlowLayer", "hand trajectory", "integrate")]
+            theirs = ["not installed"] * 2 if torchdiffeq is None else [
+                ratio_spread(times, "torchdiffeq", "hand"), ratio_spread(times, "torchdiffeq", "rk38")]
+            rows.append([str(batch), name, f"{1e3 * statistics.median(times['hand']):.1f}", *ours, *theirs])
+    header = ["batch", "pass", "hand-written step (ms)", "rk_step loop", "FlowLayer", "hand-written, trajectory kept",
+              "integrate", "torchdiffeq rk4", "torchdiffeq / our 3/8 rule"]
+    timed = "CPU time of this process (left out: the time it waits while other jobs hold the cores)" if (
+        device.type == "cpu") else "wall time"
+    lead = f"Times are {timed}; each ratio is the median of the per-run ratios, the quartiles in brackets."
+    if torchdiffeq is not None:
+        lead += (f" Our 3/8 rule (`integrate(..., tableau=RK38)`) and torchdiffeq's rk4 agree to {max(gaps, key=float)}"
+                 " (largest difference relative to the initial state).")
+    return f"{lead}\n\n{table(header, rows)}"
 
 
 def bench_layers(device: torch.device, repeats: int, quick: bool) -> str:
@@ -246,32 +316,55 @@ def chapter_times() -> str:
     return table(rows[0], rows[1:])
 
 
+#: The tables by the name ``--only`` takes, in the order of the page.
+SECTIONS: dict[str, tuple[str, Callable[[torch.device, int, bool], str]]] = {
+    "overhead": ("Integrator overhead: 200 RK4 steps of a small MLP field against a hand-written step", bench_overhead),
+    "layers": ("Property layers against a ResNet layer", bench_layers),
+    "conv-norm": ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
+    "compile": ("torch.compile (inductor) against eager", bench_compile),
+}
+CHAPTERS = "Chapters (execution time, `make notebooks`)"
+
+
+def read_sections(path: Path) -> dict[str | None, str]:
+    """The blocks of a results file by their ``### `` title; the text before the first title under ``None``."""
+    blocks: dict[str | None, str] = {}
+    title = None
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("### "):
+            title = line[4:].strip()
+        blocks[title] = blocks.get(title, "") + line
+    return blocks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats (for the tests)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run these tables only")
     parser.add_argument("--output", default=None, help="write the tables as Markdown to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     repeats = 3 if args.quick else args.repeats
-    sections = [
-        ("Fixed-step RK4, 200 steps of a small MLP field", bench_rk4),
-        ("Property layers against a ResNet layer", bench_layers),
-        ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
-        ("torch.compile (inductor) against eager", bench_compile),
-    ]
-    out = [f"Measured on: {machine(device)}; medians of {repeats} interleaved runs.\n"]
-    for title, bench in sections:
+    measured = f"Measured on: {machine(device)}; medians of {repeats} interleaved runs"
+    previous = read_sections(Path(args.output)) if args.only and args.output and Path(args.output).exists() else {}
+    out = [previous.get(None, f"{measured}; {load_note()}.\n\n")]
+    for key, (title, bench) in SECTIONS.items():
+        if args.only and key not in args.only:
+            if title in previous:
+                out.append(previous[title])
+            continue
         start = time.perf_counter()
         result = bench(device, repeats, args.quick)
-        out.append(f"### {title}\n\n{result}\n")
-        print(f"\n## {title} ({time.perf_counter() - start:.0f} s)\n\n{result}", flush=True)
-    out.append(f"### Chapters (execution time, `make notebooks`)\n\n{chapter_times()}\n")
+        note = f"{measured}, this table alone (`--only {key}`); {load_note()}.\n\n" if args.only else ""
+        out.append(f"### {title}\n\n{note}{result}\n\n")
+        print(f"\n## {title} ({time.perf_counter() - start:.0f} s)\n\n{note}{result}", flush=True)
+    out.append(f"### {CHAPTERS}\n\n{chapter_times()}\n")
     if args.output:
-        Path(args.output).write_text("\n".join(out))
+        Path(args.output).write_text("".join(out))
         print(f"\nwrote {args.output}", file=sys.stderr)
 
 
