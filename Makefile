@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NOTEBOOKS := $(sort $(wildcard book/*.ipynb))
 
-.PHONY: install book test browser-available lint unit notebooks-check book-stored browser notebooks notebooks-stress fresh bench train-pde clean
+.PHONY: install book test browser-available lint unit notebooks-check book-stored browser slow notebooks notebooks-stress fresh bench train-pde clean
 
 install: $(STAMP)
 
@@ -49,6 +49,13 @@ book-stored: $(STAMP)
 
 browser: $(STAMP)
 	$(BIN)/python -m pytest -q tests/browser
+
+## make slow: the tests marked slow (inductor compile checks, fit with compile=True), except the notebook stress runs
+## and the clean-venv user check, which have their own commands (make notebooks-stress, scripts/user_check.sh).
+## .ci/run calls it after make test. Measured: 10.5 minutes (6 CPU-minutes) on 2 shared cores, cold inductor cache.
+slow: $(STAMP)
+	$(BIN)/python -m pytest tests -q -m slow --ignore=tests/browser --ignore=tests/test_notebook_runs.py \
+	  --ignore=tests/test_user_install.py
 
 ## make notebooks: re-execute every notebook in place (refreshes the stored outputs after a change).
 notebooks: $(STAMP)

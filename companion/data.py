@@ -320,7 +320,10 @@ def digits(
     ValueError
         If ``test_fraction`` is not in (0, 1).
     """
-    from sklearn.datasets import load_digits
+    from ._checks import import_optional
+
+    datasets = import_optional("sklearn.datasets", "data", "companion.digits loads its images with scikit-learn")
+    load_digits = datasets.load_digits
 
     bunch = load_digits()
     pixels = torch.as_tensor(bunch.data, dtype=torch.float64) / 16.0

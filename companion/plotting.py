@@ -15,10 +15,15 @@ import json
 import uuid
 from typing import Any, Callable, Mapping, Sequence
 
-import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from ._checks import import_optional
+
+# matplotlib is an extra (companion[plots]): a missing one is named with the command that installs it.
+import_optional("matplotlib", "plots", "companion.plotting draws with matplotlib")
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 __all__ = [

@@ -8,18 +8,28 @@ it leaves the global random generators alone: the batches are shuffled by a loca
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from ._checks import check_choice, check_positive, check_positive_int, check_tensor
+from ._checks import (
+    call_model,
+    check_choice,
+    check_not_empty,
+    check_positive,
+    check_positive_int,
+    check_tensor,
+    explain_dtype_errors,
+    import_optional,
+)
 
 __all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
 
@@ -77,11 +87,33 @@ def default_device() -> torch.device:
 Data = Sequence[torch.Tensor] | torch.utils.data.DataLoader
 
 
+@contextmanager
+def _mode(model: nn.Module, training: bool) -> Iterator[None]:
+    """Run the block with ``model`` in training (or eval) mode; afterwards every submodule has its own mode back."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for module, mode in modes:
+            module.training = mode
+
+
 def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], loss) -> torch.Tensor:
-    if callable(loss):
-        return loss(model, *batch)
-    inputs, target = batch[0], batch[1]
-    return _LOSSES[loss](model(inputs), target)
+    """The loss on one batch; inputs of another dtype than the model's, or ``"mse"`` outputs and targets of
+    different shapes (which PyTorch would broadcast against each other), are refused."""
+    with explain_dtype_errors(model, batch[0], "inputs"):
+        if callable(loss):
+            return loss(model, *batch)
+        output = model(batch[0])
+    target = batch[1]
+    if loss == "mse" and output.shape != target.shape:  # a tuple comparison: no cost per step
+        raise ValueError(
+            f"loss='mse' needs model outputs and targets of the same shape, got outputs {tuple(output.shape)} and "
+            f"targets {tuple(target.shape)}, which PyTorch would broadcast to a wrong loss; reshape the targets "
+            f"(e.g. targets.reshape({', '.join(['-1', *map(str, output.shape[1:])])})) or the model's output."
+        )
+    return _LOSSES[loss](output, target)
 
 
 def _loader_batches(loader: torch.utils.data.DataLoader, device: torch.device) -> Iterable[list[torch.Tensor]]:
@@ -109,17 +141,18 @@ def _tensor_batches(
 
 
 def _evaluate(model: nn.Module, data: Data, loss, batch_size: int, device: torch.device) -> float:
-    model.eval()
+    """The mean loss over ``data``, in eval mode (the model's modes are restored afterwards)."""
     total, count = 0.0, 0
     if isinstance(data, torch.utils.data.DataLoader):
         batches = _loader_batches(data, device)
     else:
         batches = _tensor_batches(data, batch_size, None)
-    with torch.no_grad():
+    with _mode(model, False), torch.no_grad():
         for batch in batches:
             total += float(_batch_loss(model, batch, loss)) * len(batch[0])
             count += len(batch[0])
-    model.train()
+    if count == 0:
+        raise ValueError("the validation data yielded no sample; pass at least one, or validation=None.")
     return total / count
 
 
@@ -135,6 +168,7 @@ def _check_data(data: Data, name: str) -> tuple[torch.Tensor, ...] | torch.utils
         check_tensor(t, f"{name}[{i}]", min_ndim=1, floating=False)
     if len({len(t) for t in data}) != 1:
         raise ValueError(f"the tensors of {name} must have the same length, got {[len(t) for t in data]}.")
+    check_not_empty(data[0], name)
     return tuple(data)
 
 
@@ -184,6 +218,8 @@ def _check_fit(
         raise ValueError("batch_size is set by the DataLoader given as train; leave fit's batch_size out.")
     if loader and len(train) == 0:
         raise ValueError("the DataLoader given as train yields no batch.")
+    if isinstance(validation, torch.utils.data.DataLoader) and len(validation) == 0:
+        raise ValueError("the DataLoader given as validation yields no batch; pass one that does, or leave it out.")
     batch_size = 64 if batch_size is None else check_positive_int(batch_size, "batch_size")
     check_positive_int(step_size, "step_size")
     check_positive(lr, "lr")
@@ -262,15 +298,42 @@ class _Steps:
         return value
 
     def epoch(self, batches: Iterable[Sequence[torch.Tensor]]) -> float:
-        """One step per batch, then a per-epoch schedule's step; returns the mean loss over the epoch's samples."""
+        """One step per batch (the model in training mode, its own modes back afterwards), then a per-epoch
+        schedule's step; returns the mean loss over the epoch's samples."""
         running, seen = 0.0, 0
-        for batch in batches:
-            value = self.batch(batch)
-            running += float(value.detach()) * len(batch[0])
-            seen += len(batch[0])
+        with _mode(self.model, True):
+            for batch in batches:
+                value = self.batch(batch)
+                running += float(value.detach()) * len(batch[0])
+                seen += len(batch[0])
+        if seen == 0:
+            raise ValueError("the training data yielded no sample in an epoch; pass data with at least one.")
         if self.schedule is not None and not self.per_batch:
             self.schedule.step()
         return running / seen
+
+
+class _NoBar:
+    """What fit loops over when it shows no progress bar: the epochs, and a ``set_postfix`` that does nothing."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def __iter__(self):
+        return iter(range(self.epochs))
+
+    def set_postfix(self, **values) -> None:
+        pass
+
+
+def _progress_bar(epochs: int, progress: bool | None):
+    """A tqdm bar over the epochs, or none: ``None`` shows one when tqdm is installed, ``True`` requires it."""
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {progress!r} of type {type(progress).__name__}.")
+    if progress is False or (progress is None and importlib.util.find_spec("tqdm") is None):
+        return _NoBar(epochs)
+    tqdm = import_optional("tqdm.auto", "progress", "companion.fit(progress=True) draws its bar with tqdm").tqdm
+    return tqdm(range(epochs), desc="training", leave=False)
 
 
 def fit(
@@ -291,14 +354,14 @@ def fit(
     validation: Data | None = None,
     seed: int = 0,
     compile: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> History:
     r"""Train ``model`` by mini-batch gradient descent and return the :class:`History`.
 
     Parameters
     ----------
     model : nn.Module
-        The network; it is trained in place on the device and dtype of its parameters.
+        Trained in place (device and dtype of its parameters) in training mode, then left in the modes it had.
     train : tuple of torch.Tensor or DataLoader
         Tensors of equal length, e.g. ``(inputs, targets)``, shuffled into batches of ``batch_size`` each
         epoch; or a ``torch.utils.data.DataLoader`` yielding such tuples, which does its own batching and
@@ -334,8 +397,9 @@ def fit(
         Run the model through ``torch.compile`` (inductor) in the training steps. It pays for models whose
         steps are large enough to amortise the compilation (seconds to a minute); the API page gives
         measurements. Same results as eager to rounding.
-    progress : bool
-        Show a ``tqdm`` progress bar.
+    progress : bool, optional
+        Show a ``tqdm`` progress bar: by default (``None``) when tqdm (the extra ``companion[progress]``) is
+        installed; ``True`` requires it, ``False`` shows none.
 
     Returns
     -------
@@ -345,8 +409,10 @@ def fit(
     Raises
     ------
     TypeError, ValueError
-        On a model that is not an ``nn.Module``, malformed data, a ``batch_size`` given with a
-        ``DataLoader``, a non-positive count or rate, or an unknown loss, optimiser or schedule.
+        On a model that is not an ``nn.Module``, malformed or empty data, inputs not of the model's dtype, ``"mse"``
+        outputs and targets of different shapes, ``batch_size`` with a ``DataLoader``, a bad count, rate or name.
+    ModuleNotFoundError
+        On ``progress=True`` without tqdm installed (the message names the extra that installs it).
     """
     train, validation, batch_size = _check_fit(model, train, validation, epochs=epochs, batch_size=batch_size, lr=lr,
                                                loss=loss, optimizer=optimizer, schedule=schedule, step_size=step_size,
@@ -361,8 +427,7 @@ def fit(
     steps = _Steps(torch.compile(model) if compile else model, model, loss, opt, params, clip_grad_norm, after_step,
                    sched, per_batch=schedule in _PER_BATCH_SCHEDULES)
     history, start = History(), time.perf_counter()
-    model.train()
-    bar = tqdm(range(epochs), disable=not progress, desc="training", leave=False)
+    bar = _progress_bar(epochs, progress)
     for _ in bar:
         history.loss.append(steps.epoch(_epoch_batches(train, batch_size, generator, device)))
         history.lr.append(opt.param_groups[0]["lr"])
@@ -370,26 +435,28 @@ def fit(
             history.val_loss.append(_evaluate(steps.run, validation, loss, max(batch_size, 1024), device))
         bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
     history.seconds = time.perf_counter() - start
-    model.eval()
     return history
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096) -> float:
     """Fraction of ``inputs`` whose arg-max prediction equals ``labels`` (in [0, 1]).
 
+    The model is evaluated in eval mode and left in the modes it had.
+
     Raises
     ------
-    ValueError
-        If ``inputs`` and ``labels`` differ in length.
+    TypeError, ValueError
+        If ``inputs`` and ``labels`` differ in length, hold no sample, or the inputs have another dtype than the
+        model's parameters.
     """
     check_tensor(inputs, "inputs", min_ndim=1, floating=False)
     check_tensor(labels, "labels", ndim=1, floating=False)
     if len(inputs) != len(labels):
         raise ValueError(f"inputs and labels must have the same length, got {len(inputs)} and {len(labels)}.")
-    model.eval()
+    check_not_empty(inputs, "inputs")
     correct = 0
-    with torch.no_grad():
+    with _mode(model, False), torch.no_grad():
         for start in range(0, len(inputs), batch_size):
-            out = model(inputs[start : start + batch_size])
+            out = call_model(model, inputs[start : start + batch_size])
             correct += int((out.argmax(-1) == labels[start : start + batch_size]).sum())
     return correct / len(inputs)

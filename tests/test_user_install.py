@@ -1,5 +1,5 @@
-"""A clean virtual environment with only ``pip install .`` runs every recipe and tests/test_user_api.py from a folder
-outside the repository (scripts/user_check.sh). Minutes long (it installs the package and its dependencies into a
+"""A clean virtual environment with the core alone (``pip install .``) runs the recipes that need only the core, then
+with the extras the rest and tests/test_user_api.py, from a folder outside the repository (scripts/user_check.sh). Minutes long (it installs the package and its dependencies into a
 new venv), so it is marked slow."""
 
 from __future__ import annotations

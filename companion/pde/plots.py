@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 
-import matplotlib as mpl
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import FancyBboxPatch, Rectangle
 
-from .._checks import check_tensor
+from .._checks import check_tensor, import_optional
+
+# matplotlib is an extra (companion[plots]): a missing one is named with the command that installs it.
+import_optional("matplotlib", "plots", "companion.pde.plots draws with matplotlib")
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyBboxPatch, Rectangle
 
 __all__ = ["method_of_lines_schematic", "error_splitting_schematic", "prediction_figure"]
 

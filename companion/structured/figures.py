@@ -5,9 +5,14 @@ Imported on demand (``from companion.structured.figures import shear_schematic``
 
 from __future__ import annotations
 
+import numpy as np
+
+from .._checks import import_optional
+
+# matplotlib is an extra (companion[plots]): a missing one is named with the command that installs it.
+import_optional("matplotlib", "plots", "companion.structured.figures draws with matplotlib")
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-import numpy as np
 
 from ..plotting import COLORS
 
