@@ -1,6 +1,6 @@
 """A clean virtual environment with the core alone (``pip install .``) runs the recipes that need only the core, then
-with the extras the rest and tests/test_user_api.py, from a folder outside the repository (scripts/user_check.sh). Minutes long (it installs the package and its dependencies into a
-new venv), so it is marked slow."""
+with the extras the rest and tests/test_user_api.py, from a folder outside the repository (scripts/user_check.sh).
+Minutes long (it installs the package and its dependencies into a new venv), so it is marked slow."""
 
 from __future__ import annotations
 
