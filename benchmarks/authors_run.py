@@ -24,9 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the machine description
+from booktools import machine as cpu_description  # noqa: E402
+
 from benchmarks.authors import EXPERIMENTS, NOTES  # noqa: E402
 from benchmarks.authors.common import format_details, format_rows, format_verdict, speedup  # noqa: E402
-from booktools import machine as cpu_description  # noqa: E402
 
 
 def machine(device: torch.device) -> str:
@@ -69,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table + "\n\n" + details + "\n\n" + verdict)
     if args.output:
         seeds = ", ".join(map(str, args.seeds))
-        header = (f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (smallest, largest) in brackets"
-                  + ("; QUICK RUN, numbers meaningless" if args.quick else "") + ".\n")
+        header = (
+            f"Measured on: {machine(device)}; seeds {seeds}; medians over seeds, (smallest, largest) in brackets"
+            + ("; QUICK RUN, numbers meaningless" if args.quick else "")
+            + ".\n"
+        )
         Path(args.output).write_text(f"{header}\n{table}\n\n{details}\n\n{verdict}\n\n" + "\n".join(notes))
         print(f"\nwrote {args.output}", file=sys.stderr)
     return 0

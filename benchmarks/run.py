@@ -18,8 +18,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -118,12 +118,14 @@ def forward_only(run: Callable[[], torch.Tensor]) -> Callable[[], object]:
     def forward():
         with torch.no_grad():
             return run()
+
     return forward
 
 
 def forward_backward(run: Callable[[], torch.Tensor]) -> Callable[[], object]:
     def both():
         run().square().sum().backward()
+
     return both
 
 
@@ -164,18 +166,37 @@ def bench_overhead(device: torch.device, repeats: int, quick: bool) -> str:
         gaps.append(gap)
         for name, wrap in (("forward", forward_only), ("forward + backward", forward_backward)):
             times = interleaved({key: wrap(run) for key, run in runs.items()}, repeats, device, clock)
-            ours = [ratio_spread(times, key, "hand") for key in ("rk_step", "FlowLayer", "hand trajectory", "integrate")]
-            theirs = ["not installed"] * 2 if torchdiffeq is None else [
-                ratio_spread(times, "torchdiffeq", "hand"), ratio_spread(times, "torchdiffeq", "rk38")]
+            ours = [
+                ratio_spread(times, key, "hand") for key in ("rk_step", "FlowLayer", "hand trajectory", "integrate")
+            ]
+            theirs = (
+                ["not installed"] * 2
+                if torchdiffeq is None
+                else [ratio_spread(times, "torchdiffeq", "hand"), ratio_spread(times, "torchdiffeq", "rk38")]
+            )
             rows.append([str(batch), name, f"{1e3 * statistics.median(times['hand']):.1f}", *ours, *theirs])
-    header = ["batch", "pass", "hand-written step (ms)", "rk_step loop", "FlowLayer", "hand-written, trajectory kept",
-              "integrate", "torchdiffeq rk4", "torchdiffeq / our 3/8 rule"]
-    timed = "CPU time of this process (left out: the time it waits while other jobs hold the cores)" if (
-        device.type == "cpu") else "wall time"
+    header = [
+        "batch",
+        "pass",
+        "hand-written step (ms)",
+        "rk_step loop",
+        "FlowLayer",
+        "hand-written, trajectory kept",
+        "integrate",
+        "torchdiffeq rk4",
+        "torchdiffeq / our 3/8 rule",
+    ]
+    timed = (
+        "CPU time of this process (left out: the time it waits while other jobs hold the cores)"
+        if (device.type == "cpu")
+        else "wall time"
+    )
     lead = f"Times are {timed}; each ratio is the median of the per-run ratios, the quartiles in brackets."
     if torchdiffeq is not None:
-        lead += (f" Our 3/8 rule (`integrate(..., tableau=RK38)`) and torchdiffeq's rk4 agree to {max(gaps, key=float)}"
-                 " (largest difference relative to the initial state).")
+        lead += (
+            f" Our 3/8 rule (`integrate(..., tableau=RK38)`) and torchdiffeq's rk4 agree to {max(gaps, key=float)}"
+            " (largest difference relative to the initial state)."
+        )
     return f"{lead}\n\n{table(header, rows)}"
 
 
@@ -213,11 +234,19 @@ def bench_layers(device: torch.device, repeats: int, quick: bool) -> str:
     rows = []
     for name, layer in layers.items():
         params = sum(p.numel() for p in layer.parameters())
-        rows.append([name, str(params), f"{1e3 * statistics.median(times[name + ' fwd']):.2f}",
-                     f"{ratio(times, name + ' fwd', base + ' fwd'):.2f}",
-                     f"{1e3 * statistics.median(times[name + ' fwd+bwd']):.2f}",
-                     f"{ratio(times, name + ' fwd+bwd', base + ' fwd+bwd'):.2f}"])
-    return table(["layer (width 64, batch 1024)", "parameters", "forward (ms)", "/ ResNet", "fwd+bwd (ms)", "/ ResNet"], rows)
+        rows.append(
+            [
+                name,
+                str(params),
+                f"{1e3 * statistics.median(times[name + ' fwd']):.2f}",
+                f"{ratio(times, name + ' fwd', base + ' fwd'):.2f}",
+                f"{1e3 * statistics.median(times[name + ' fwd+bwd']):.2f}",
+                f"{ratio(times, name + ' fwd+bwd', base + ' fwd+bwd'):.2f}",
+            ]
+        )
+    return table(
+        ["layer (width 64, batch 1024)", "parameters", "forward (ms)", "/ ResNet", "fwd+bwd (ms)", "/ ResNet"], rows
+    )
 
 
 def _compile_layers() -> dict[str, Callable[[int], torch.nn.Module]]:
@@ -248,11 +277,12 @@ def bench_compile(device: torch.device, repeats: int, quick: bool) -> str:
             x = torch.randn(batch, width, device=device)
             compiled = torch.compile(layer)
 
-            def step(model):
+            def step(model, x=x):
                 def run():
                     out = model(x)
                     out.square().sum().backward()
                     return out
+
                 return run
 
             start = time.perf_counter()
@@ -261,9 +291,18 @@ def bench_compile(device: torch.device, repeats: int, quick: bool) -> str:
             compile_seconds = time.perf_counter() - start
             gap = float(((out - layer(x)).abs().max() / (1 + out.abs().max())).detach())
             times = interleaved({"eager": step(layer), "compiled": step(compiled)}, repeats, device)
-            rows.append([name, str(width), str(batch), f"{1e3 * statistics.median(times['eager']):.2f}",
-                         f"{1e3 * statistics.median(times['compiled']):.2f}",
-                         f"{ratio(times, 'eager', 'compiled'):.2f}", f"{compile_seconds:.0f}", f"{gap:.0e}"])
+            rows.append(
+                [
+                    name,
+                    str(width),
+                    str(batch),
+                    f"{1e3 * statistics.median(times['eager']):.2f}",
+                    f"{1e3 * statistics.median(times['compiled']):.2f}",
+                    f"{ratio(times, 'eager', 'compiled'):.2f}",
+                    f"{compile_seconds:.0f}",
+                    f"{gap:.0e}",
+                ]
+            )
     for name, (width, depth, batch, n) in {
         "fit: ResNet width 4, depth 12, batch 64 (chapter 1)": (4, 12, 64, 1024),
         "fit: ResNet width 64, depth 8, batch 1024": (64, 8, 1024, 8192),
@@ -277,11 +316,28 @@ def bench_compile(device: torch.device, repeats: int, quick: bool) -> str:
             first = C.fit(model, data, epochs=1, batch_size=batch, compile=compile_, progress=False).seconds
             later = C.fit(model, data, epochs=2 if quick else 5, batch_size=batch, compile=compile_, progress=False)
             seconds[compile_] = (first, later.seconds / len(later.loss))
-        rows.append([name, str(width), str(batch), f"{1e3 * seconds[False][1]:.0f} / epoch",
-                     f"{1e3 * seconds[True][1]:.0f} / epoch", f"{seconds[False][1] / seconds[True][1]:.2f}",
-                     f"{seconds[True][0] - seconds[False][0]:.0f}", ""])
-    header = ["layer, forward + backward", "width", "batch", "eager (ms)", "compiled (ms)", "speed-up",
-              "compile (s)", "max gap"]
+        rows.append(
+            [
+                name,
+                str(width),
+                str(batch),
+                f"{1e3 * seconds[False][1]:.0f} / epoch",
+                f"{1e3 * seconds[True][1]:.0f} / epoch",
+                f"{seconds[False][1] / seconds[True][1]:.2f}",
+                f"{seconds[True][0] - seconds[False][0]:.0f}",
+                "",
+            ]
+        )
+    header = [
+        "layer, forward + backward",
+        "width",
+        "batch",
+        "eager (ms)",
+        "compiled (ms)",
+        "speed-up",
+        "compile (s)",
+        "max gap",
+    ]
     return table(header, rows)
 
 
@@ -295,15 +351,40 @@ def bench_conv_norm(device: torch.device, repeats: int, quick: bool) -> str:
         for padding in ("circular", "zeros"):
             bound = float(C.conv_operator_norm(kernel, (size, size), padding_mode=padding))
             estimate = conv_power_iteration(kernel, (size, size), padding_mode=padding, iterations=100, seed=0)
-            times = interleaved({
-                "bound": lambda: C.conv_operator_norm(kernel, (size, size), padding_mode=padding),
-                "power": lambda: conv_power_iteration(kernel, (size, size), padding_mode=padding, iterations=100, seed=0),
-            }, repeats, device)
-            rows.append([f"{channels}x{channels}x3x3 on {size}x{size}", padding, f"{bound:.4f}", f"{estimate:.4f}",
-                         f"{bound / estimate:.4f}", f"{float(reshaped_kernel_norm(kernel)):.4f}",
-                         f"{1e3 * statistics.median(times['bound']):.1f}", f"{1e3 * statistics.median(times['power']):.1f}"])
-    header = ["kernel, input", "padding", "bound", "power iteration (100 its)", "bound / estimate",
-              "reshaped-kernel norm (wrong)", "bound (ms)", "power (ms)"]
+            times = interleaved(
+                {
+                    "bound": lambda kernel=kernel, size=size, padding=padding: C.conv_operator_norm(
+                        kernel, (size, size), padding_mode=padding
+                    ),
+                    "power": lambda kernel=kernel, size=size, padding=padding: conv_power_iteration(
+                        kernel, (size, size), padding_mode=padding, iterations=100, seed=0
+                    ),
+                },
+                repeats,
+                device,
+            )
+            rows.append(
+                [
+                    f"{channels}x{channels}x3x3 on {size}x{size}",
+                    padding,
+                    f"{bound:.4f}",
+                    f"{estimate:.4f}",
+                    f"{bound / estimate:.4f}",
+                    f"{float(reshaped_kernel_norm(kernel)):.4f}",
+                    f"{1e3 * statistics.median(times['bound']):.1f}",
+                    f"{1e3 * statistics.median(times['power']):.1f}",
+                ]
+            )
+    header = [
+        "kernel, input",
+        "padding",
+        "bound",
+        "power iteration (100 its)",
+        "bound / estimate",
+        "reshaped-kernel norm (wrong)",
+        "bound (ms)",
+        "power (ms)",
+    ]
     return table(header, rows)
 
 

@@ -16,10 +16,10 @@ reaches everything. The package has one folder per topic of the book, the core f
 so that ``import companion`` stays light.
 """
 
-
 import importlib
 
-from .data import swiss_roll, train_test_split
+from . import presnov  # companion.presnov.decompose
+from .data import digits, swiss_roll, train_test_split
 from .diagnostics import (
     empirical_order,
     global_errors,
@@ -33,6 +33,16 @@ from .diagnostics import (
     symplecticity_error,
 )
 from .fields import GradientField, LowRankSpherePreservingField, MassPreservingField, MLPField, SpherePreservingField
+from .geometric import (
+    cayley_step,
+    exp_step,
+    integrate_separable,
+    low_rank_cayley_step,
+    low_rank_exp_step,
+    rotation_step,
+    stormer_verlet_step,
+    symplectic_euler_step,
+)
 from .integrators import (
     CAYLEY,
     EULER,
@@ -54,53 +64,40 @@ from .integrators import (
     require_method,
     rk_step,
 )
-from .geometric import (
-    cayley_step,
-    exp_step,
-    integrate_separable,
-    low_rank_cayley_step,
-    low_rank_exp_step,
-    rotation_step,
-    stormer_verlet_step,
-    symplectic_euler_step,
-)
 from .layers import FlowLayer, FlowNetwork, GradientLayer, SpherePreservingLayer, gradient_sphere_network, mlp, resnet
-from .structured import MassPreservingLayer, PositiveMassPreservingLayer, SymplecticLayer, VolumePreservingLayer
-from . import presnov  # companion.presnov.decompose
-from .data import digits
 from .lipschitz import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
     NormalizedLinear,
     Standardize,
     SwitchingLayer,
-    conv_operator_norm,
-    dense_operator_norm,
-    lipschitz_classifier,
-    network_lipschitz_bound,
-    power_iteration,
-)
-from .lipschitz import (
     apgd_l2,
     certificate_check,
     certified_radius,
+    conv_operator_norm,
+    dense_operator_norm,
     hinge_loss,
+    lipschitz_classifier,
     network_certified_radius,
+    network_lipschitz_bound,
     pgd_l2,
+    power_iteration,
     robustness_curve,
     robustness_report,
 )
+from .structured import MassPreservingLayer, PositiveMassPreservingLayer, SymplecticLayer, VolumePreservingLayer
 from .training import History, accuracy, default_device, fit, seed_everything
 
 __version__ = "0.2.0"
 
+# One line per topic, so that the list reads as a map of the public surface.
+# fmt: off
 __all__ = [
     # integrators
-    "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate", "integrate_separable",
-    "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION", "EXPONENTIAL_EXIT", "METHODS",
-    "get_method",
-    "symplectic_euler_step", "stormer_verlet_step", "cayley_step", "exp_step", "rotation_step", "require_method",
-    "low_rank_cayley_step", "low_rank_exp_step",
+    "ButcherTableau", "EULER", "MIDPOINT", "HEUN", "KUTTA3", "RK4", "RK38", "rk_step", "integrate",
+    "integrate_separable", "GeometricMethod", "SYMPLECTIC_EULER", "STORMER_VERLET", "CAYLEY", "EXP", "ROTATION",
+    "EXPONENTIAL_EXIT", "METHODS", "get_method", "symplectic_euler_step", "stormer_verlet_step", "cayley_step",
+    "exp_step", "rotation_step", "require_method", "low_rank_cayley_step", "low_rank_exp_step",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "LowRankSpherePreservingField", "MassPreservingField",
     "FlowLayer", "FlowNetwork", "resnet", "mlp",
@@ -111,14 +108,15 @@ __all__ = [
     # Lipschitz networks and robustness
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
-    "certified_radius", "network_certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2", "robustness_curve", "robustness_report",
-    "digits",
+    "certified_radius", "network_certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2",
+    "robustness_curve", "robustness_report", "digits",
     # diagnostics
-    "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error", "symmetry_error",
-    "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",
+    "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error",
+    "symmetry_error", "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",
     # data and training
     "swiss_roll", "train_test_split", "fit", "History", "seed_everything", "accuracy", "default_device",
 ]
+# fmt: on
 
 #: Submodules imported on first use, so that ``import companion`` stays light: ``companion.pde`` works at once.
 _LAZY_SUBMODULES = ("pde", "plotting")

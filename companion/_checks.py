@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -140,8 +141,12 @@ def check_labels(labels: torch.Tensor, classes: int, name: str = "labels") -> to
     return labels
 
 
-_CONVERSIONS = {torch.float32: "float()", torch.float64: "double()", torch.float16: "half()",
-                torch.bfloat16: "bfloat16()"}
+_CONVERSIONS = {
+    torch.float32: "float()",
+    torch.float64: "double()",
+    torch.float16: "half()",
+    torch.bfloat16: "bfloat16()",
+}
 
 
 def _parameter_dtype(model: Any) -> torch.dtype | None:
@@ -162,9 +167,7 @@ def dtype_mismatch(model: Any, inputs: torch.Tensor, name: str = "inputs") -> Ty
     fixes = f"the inputs (x.{_CONVERSIONS.get(dtype, f'to({dtype})')})"
     if torch.is_floating_point(inputs):
         fixes = f"the model (model.{_CONVERSIONS.get(inputs.dtype, f'to({inputs.dtype})')}) or " + fixes
-    return TypeError(
-        f"{name} have dtype {inputs.dtype} but the model's parameters are {dtype}; convert {fixes}."
-    )
+    return TypeError(f"{name} have dtype {inputs.dtype} but the model's parameters are {dtype}; convert {fixes}.")
 
 
 @contextmanager

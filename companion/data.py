@@ -14,11 +14,25 @@ import torch
 from ._checks import check_positive, check_positive_int, check_tensor
 from .integrators import RK4, integrate
 
-__all__ = ["swiss_roll", "train_test_split", "sir_flow_map", "pendulum_energy", "pendulum_trajectory", "pendulum_flow_map", "digits"]
+__all__ = [
+    "swiss_roll",
+    "train_test_split",
+    "sir_flow_map",
+    "pendulum_energy",
+    "pendulum_trajectory",
+    "pendulum_flow_map",
+    "digits",
+]
 
 
 def swiss_roll(
-    n: int, *, noise: float = 0.05, turns: float = 1.5, embed_dim: int = 4, seed: int = 0, dtype: torch.dtype = torch.float32
+    n: int,
+    *,
+    noise: float = 0.05,
+    turns: float = 1.5,
+    embed_dim: int = 4,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Two interleaved spirals ("Swiss roll") for binary classification, embedded in :math:`\mathbb R^{d}`.
 
@@ -134,7 +148,13 @@ def _sir_pairs(
 
 
 def sir_flow_map(
-    n: int = 1000, *, T: float = 1.0, r0: float = 1.0, n_steps: int = 1000, seed: int = 0, dtype: torch.dtype = torch.float64
+    n: int = 1000,
+    *,
+    T: float = 1.0,
+    r0: float = 1.0,
+    n_steps: int = 1000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Samples of the time-``T`` flow map of the SIR model :math:`\dot S=-R_0SI,\ \dot I=R_0SI-I,\ \dot R=I`.
 
@@ -338,7 +358,13 @@ def digits(
 
 
 def sir_flow_map_normalised(
-    n: int = 1000, *, T: float = 1.0, r0: float = 1.0, n_steps: int = 1000, seed: int = 0, dtype: torch.dtype = torch.float64
+    n: int = 1000,
+    *,
+    T: float = 1.0,
+    r0: float = 1.0,
+    n_steps: int = 1000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The SIR time-``T`` flow map sampled as in the authors' notebook: ``rand(3)`` normalised by its sum.
 
@@ -420,13 +446,21 @@ def abc_field(x: torch.Tensor, coefficients: tuple[float, float, float] = ABC_CO
     a, b, c = coefficients
     px, py, pz = x[..., 0], x[..., 1], x[..., 2]
     return torch.stack(
-        [a * torch.sin(pz) + c * torch.cos(py), b * torch.sin(px) + a * torch.cos(pz), c * torch.sin(py) + b * torch.cos(px)],
+        [
+            a * torch.sin(pz) + c * torch.cos(py),
+            b * torch.sin(px) + a * torch.cos(pz),
+            c * torch.sin(py) + b * torch.cos(px),
+        ],
         dim=-1,
     )
 
 
 def abc_trajectory(
-    x0: torch.Tensor, *, dt: float, n_steps: int, substeps: int = 20,
+    x0: torch.Tensor,
+    *,
+    dt: float,
+    n_steps: int,
+    substeps: int = 20,
     coefficients: tuple[float, float, float] = ABC_COEFFICIENTS,
 ) -> torch.Tensor:
     r"""Reference trajectory :math:`x_0, \Phi_{dt}(x_0), \dots, \Phi_{dt}^n(x_0)` of the ABC flow (:func:`abc_field`).
@@ -454,8 +488,13 @@ def abc_trajectory(
 
 
 def abc_flow_map(
-    n: int = 2000, *, dt: float = 0.2, substeps: int = 20, seed: int = 0,
-    coefficients: tuple[float, float, float] = ABC_COEFFICIENTS, dtype: torch.dtype = torch.float64,
+    n: int = 2000,
+    *,
+    dt: float = 0.2,
+    substeps: int = 20,
+    seed: int = 0,
+    coefficients: tuple[float, float, float] = ABC_COEFFICIENTS,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Samples of the time-``dt`` flow map of the ABC flow, starts uniform on the periodic box :math:`[0, 2\pi)^3`.
 

@@ -9,7 +9,7 @@ measure properties that hold exactly.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -62,7 +62,9 @@ def empirical_order(step_sizes: Sequence[float], errors: Sequence[float]) -> flo
         raise ValueError("need at least two (step size, error) pairs to fit an order.")
     for name, values in (("step_sizes", hs), ("errors", es)):
         if not all(math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"{name} must all be finite and > 0 (an error of 0 means rounding dominates), got {values}.")
+            raise ValueError(
+                f"{name} must all be finite and > 0 (an error of 0 means rounding dominates), got {values}."
+            )
     lx = [math.log(h) for h in hs]
     ly = [math.log(e) for e in es]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
@@ -210,9 +212,7 @@ def norm_drift(f: Map, x: torch.Tensor) -> float:
     return float(((y.norm(dim=-1) - nx).abs() / nx.clamp_min(torch.finfo(x.dtype).tiny)).max())
 
 
-def lipschitz_lower_bound(
-    f: Map, x: torch.Tensor, *, n_pairs: int = 1000, radius: float = 0.1, seed: int = 0
-) -> float:
+def lipschitz_lower_bound(f: Map, x: torch.Tensor, *, n_pairs: int = 1000, radius: float = 0.1, seed: int = 0) -> float:
     r"""A lower bound on :math:`\operatorname{Lip}(f)`: the largest ratio :math:`\|f(y)-f(z)\|/\|y-z\|` seen.
 
     Pairs are drawn as :math:`y = x_i`, :math:`z = x_i + \delta` with :math:`\delta` uniform on the

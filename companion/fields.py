@@ -21,7 +21,7 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023), A3071--A3094.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -250,7 +250,7 @@ class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
 
     Rank one already loses no generality for the field: every sphere-preserving field :math:`X_S` is
     :math:`S(x)x` with :math:`S = uv^\top - vu^\top`, :math:`u = X_S(x)/\|x\|^2`, :math:`v = x` (the matrix of
-    :func:`companion.presnov.skew_matrix`), and a one-hidden-layer network approximates both factors.
+    :func:`companion.presnov.decomposition.skew_matrix`), and a one-hidden-layer network approximates both factors.
 
     Parameters
     ----------
@@ -273,7 +273,9 @@ class LowRankSpherePreservingField(_ActivationSetting, nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         if dim < 2:
-            raise ValueError(f"LowRankSpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}.")
+            raise ValueError(
+                f"LowRankSpherePreservingField needs dim >= 2 (in 1-D every skew matrix is 0), got dim={dim}."
+            )
         check_positive_int(hidden, "hidden")
         self.rank = check_positive_int(rank, "rank")
         self._one_hidden_layer(hidden, 2 * dim * rank, activation=activation)

@@ -13,7 +13,8 @@ import html
 import io
 import json
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,8 +28,16 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 __all__ = [
-    "use_book_style", "COLORS", "loglog_convergence", "integer_ticks", "decision_boundary", "slider_figures",
-    "euler_step_schematic", "design_recipe_schematic", "presnov_schematic", "splitting_schematic",
+    "use_book_style",
+    "COLORS",
+    "loglog_convergence",
+    "integer_ticks",
+    "decision_boundary",
+    "slider_figures",
+    "euler_step_schematic",
+    "design_recipe_schematic",
+    "presnov_schematic",
+    "splitting_schematic",
 ]
 
 #: A colour-blind-safe palette (Okabe--Ito), used in this order by every chapter.
@@ -72,7 +81,9 @@ def use_book_style() -> None:
 
 
 def loglog_convergence(
-    ax: plt.Axes, step_sizes: Sequence[float], errors: Mapping[str, Sequence[float]],
+    ax: plt.Axes,
+    step_sizes: Sequence[float],
+    errors: Mapping[str, Sequence[float]],
     orders: Mapping[str, float] | None = None,
 ) -> plt.Axes:
     """Plot error against step size on log-log axes, one line per method, with the fitted slope in the legend.
@@ -126,8 +137,13 @@ def decision_boundary(
 
 
 def slider_figures(
-    draw: Callable[..., Any], name: str, values: Sequence[Any], *, start: int | None = None,
-    label: Callable[[Any], str] = str, dpi: int = 200,
+    draw: Callable[..., Any],
+    name: str,
+    values: Sequence[Any],
+    *,
+    start: int | None = None,
+    label: Callable[[Any], str] = str,
+    dpi: int = 200,
 ):
     """A slider over pre-drawn figures that works in a static web page: no kernel, no network, no widget library.
 
@@ -183,11 +199,13 @@ def slider_figures(
     key = "slider_" + uuid.uuid4().hex[:12]
     labels = [f"{name} = {label(v)}" for v in values]
     script = f"var {key} = {json.dumps({'images': images, 'labels': labels})};".replace("</", "<\\/")
-    handler = (f"document.getElementById('{key}_img').src = {key}.images[this.value]; "
-               f"document.getElementById('{key}_label').textContent = {key}.labels[this.value];")
+    handler = (
+        f"document.getElementById('{key}_img').src = {key}.images[this.value]; "
+        f"document.getElementById('{key}_label').textContent = {key}.labels[this.value];"
+    )
     return HTML(
         f'<div class="companion-slider" style="max-width:100%">'
-        f'<script>{script}</script>'
+        f"<script>{script}</script>"
         f'<div><input type="range" min="0" max="{len(values) - 1}" step="1" value="{start}" '
         f'aria-label="{html.escape(name)}" oninput="{html.escape(handler)}" style="width:60%;vertical-align:middle"> '
         f'<span id="{key}_label">{html.escape(labels[start])}</span></div>'
@@ -203,19 +221,38 @@ def _png_width(data: bytes) -> int:
 
 # -- schematics of the first chapters, drawn from the mathematics they show --
 
-def _box(ax: plt.Axes, center: tuple[float, float], text: str, *, color: str, width: float, height: float,
-         size: float = 10) -> None:
+
+def _box(
+    ax: plt.Axes,
+    center: tuple[float, float],
+    text: str,
+    *,
+    color: str,
+    width: float,
+    height: float,
+    size: float = 10,
+    lw: float = 1.5,
+) -> None:
+    """A rounded, lightly filled box with centred text: the blocks of the book's schematics."""
     from matplotlib.patches import FancyBboxPatch
 
     x, y = center
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02",
-                                facecolor=mpl.colors.to_rgba(color, 0.12), edgecolor=color, lw=1.5))
+    ax.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.02",
+            facecolor=mpl.colors.to_rgba(color, 0.12),
+            edgecolor=color,
+            lw=lw,
+        )
+    )
     ax.text(x, y, text, ha="center", va="center", fontsize=size)
 
 
 def _arrow(ax: plt.Axes, start, end, *, color: str = "#333333", lw: float = 1.5, style: str = "-|>") -> None:
-    ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle=style, color=color, lw=lw,
-                                                          shrinkA=0, shrinkB=0))
+    ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle=style, color=color, lw=lw, shrinkA=0, shrinkB=0))
 
 
 def _blank(ax: plt.Axes) -> plt.Axes:
@@ -252,8 +289,14 @@ def euler_step_schematic() -> mpl.figure.Figure:
     phase.text(x_n[0] + 0.05, x_n[1] - 0.12, "$x_n$", fontsize=11)
     phase.text(x_next[0] + 0.06, x_next[1] + 0.02, "$x_n + hF(x_n)$", fontsize=11, color=COLORS[0])
     phase.text(flow[0] - 0.07, flow[1] - 0.04, r"$\Phi^h_F(x_n)$", fontsize=11, ha="right", va="top")
-    phase.annotate("local error $O(h^2)$", xy=(flow + x_next) / 2, xytext=(0.3, 0.98), fontsize=10,
-                   color=COLORS[1], arrowprops=dict(arrowstyle="->", color=COLORS[1], lw=1.0))
+    phase.annotate(
+        "local error $O(h^2)$",
+        xy=(flow + x_next) / 2,
+        xytext=(0.3, 0.98),
+        fontsize=10,
+        color=COLORS[1],
+        arrowprops=dict(arrowstyle="->", color=COLORS[1], lw=1.0),
+    )
     phase.text(0.25, -0.3, "exact trajectory", fontsize=10, color=COLORS[7])
     phase.set_xlim(0.0, 1.75)
     phase.set_ylim(-0.4, 1.1)
@@ -276,8 +319,7 @@ def euler_step_schematic() -> mpl.figure.Figure:
     _arrow(block, (8.65, 2.5), (9.3, 2.5))
     block.text(9.4, 2.5, "$x_{n+1}$", fontsize=12, va="center")
     block.text(4.6, 2.05, "identity (skip connection)", ha="center", fontsize=10, color="#333333")
-    block.text(5.0, 0.6, r"$x_{n+1} = x_n + h\,F_\theta(x_n) = \Psi^h_{F_\theta}(x_n)$", ha="center",
-               fontsize=11)
+    block.text(5.0, 0.6, r"$x_{n+1} = x_n + h\,F_\theta(x_n) = \Psi^h_{F_\theta}(x_n)$", ha="center", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -295,9 +337,11 @@ def design_recipe_schematic() -> mpl.figure.Figure:
     ax.set_ylim(0, 1)
     ax.set_axis_off()
     columns = (0.16, 0.5, 0.84)
-    headers = ("1. a property $\\mathcal{P}$\nkept by composition",
-               "2. vector fields $F_\\theta$\nwhose flows have $\\mathcal{P}$",
-               "3. an integrator that\nkeeps $\\mathcal{P}$ for every $h$")
+    headers = (
+        "1. a property $\\mathcal{P}$\nkept by composition",
+        "2. vector fields $F_\\theta$\nwhose flows have $\\mathcal{P}$",
+        "3. an integrator that\nkeeps $\\mathcal{P}$ for every $h$",
+    )
     for column, header, color in zip(columns, headers, (COLORS[3], COLORS[0], COLORS[2])):
         _box(ax, (column, 0.86), header, color=color, width=0.3, height=0.18)
     for start, end in ((0.31, 0.35), (0.65, 0.69)):
@@ -315,8 +359,15 @@ def design_recipe_schematic() -> mpl.figure.Figure:
             ax.text(column, y, text, ha="center", va="center", fontsize=10)
     ax.plot([0.01, 0.99], [0.72, 0.72], color="#999999", lw=0.8)
     ax.plot([0.01, 0.99], [0.15, 0.15], color="#999999", lw=0.8)
-    ax.text(0.5, 0.06, r"$\Rightarrow$ every layer $\Psi^{h}_{F_\theta}$, and so the network, has $\mathcal{P}$"
-            r" for every $\theta$", ha="center", va="center", fontsize=11)
+    ax.text(
+        0.5,
+        0.06,
+        r"$\Rightarrow$ every layer $\Psi^{h}_{F_\theta}$, and so the network, has $\mathcal{P}$"
+        r" for every $\theta$",
+        ha="center",
+        va="center",
+        fontsize=11,
+    )
     return fig
 
 
@@ -395,8 +446,9 @@ def splitting_schematic(*, steps: int = 4, final_time: float = 1.6) -> mpl.figur
 
     def rotate(x: np.ndarray, angle) -> np.ndarray:
         angle = np.asarray(angle)[..., None]
-        return np.concatenate([np.cos(angle) * x[0] - np.sin(angle) * x[1],
-                               np.sin(angle) * x[0] + np.cos(angle) * x[1]], -1)
+        return np.concatenate(
+            [np.cos(angle) * x[0] - np.sin(angle) * x[1], np.sin(angle) * x[0] + np.cos(angle) * x[1]], -1
+        )
 
     centre = np.array([-c[1], c[0]]) / omega  # where c + omega J x = 0
     times = np.linspace(0, final_time, 200)
@@ -406,18 +458,30 @@ def splitting_schematic(*, steps: int = 4, final_time: float = 1.6) -> mpl.figur
     x = start
     for step in range(steps):
         moved = x + h * c
-        ax.plot(*np.stack([x, moved]).T, color=COLORS[0], lw=2.2, label=r"flow of $\nabla V = c$" if step == 0 else None)
+        ax.plot(
+            *np.stack([x, moved]).T, color=COLORS[0], lw=2.2, label=r"flow of $\nabla V = c$" if step == 0 else None
+        )
         arc = rotate(moved, np.linspace(0, omega * h, 30))
-        ax.plot(arc[:, 0], arc[:, 1], color=COLORS[1], lw=2.2,
-                label=r"flow of $X_S = \omega Jx$ (circles about 0)" if step == 0 else None)
+        ax.plot(
+            arc[:, 0],
+            arc[:, 1],
+            color=COLORS[1],
+            lw=2.2,
+            label=r"flow of $X_S = \omega Jx$ (circles about 0)" if step == 0 else None,
+        )
         x = arc[-1]
         ax.plot(*x, "o", color=COLORS[1], ms=4)
     ax.plot(0, 0, "+", color="#333333", ms=10)
     ax.text(0.05, -0.15, "$0$", fontsize=11)
     ax.plot(*start, "o", color=COLORS[7])
     ax.text(start[0] + 0.07, start[1] - 0.08, "$x_0$", fontsize=12)
-    ax.annotate(f"error after {steps} steps: $O(h)$", xy=x, xytext=(x[0] - 1.2, x[1] - 0.5), fontsize=10,
-                arrowprops=dict(arrowstyle="->", color="#555555"))
+    ax.annotate(
+        f"error after {steps} steps: $O(h)$",
+        xy=x,
+        xytext=(x[0] - 1.2, x[1] - 0.5),
+        fontsize=10,
+        arrowprops=dict(arrowstyle="->", color="#555555"),
+    )
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=10)
     _blank(ax)
     ax.set_title(f"Lie-Trotter splitting, {steps} steps of $h = {h:g}$", fontsize=11)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib.util
 import random
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -202,9 +202,20 @@ def _make_schedule(
 
 
 def _check_fit(
-    model: nn.Module, train: Data, validation: Data | None, *, epochs: int, batch_size: int | None, lr: float,
-    loss: str | Callable[..., torch.Tensor], optimizer: str, schedule: str | None, step_size: int,
-    weight_decay: float, compile: bool, seed: int,
+    model: nn.Module,
+    train: Data,
+    validation: Data | None,
+    *,
+    epochs: int,
+    batch_size: int | None,
+    lr: float,
+    loss: str | Callable[..., torch.Tensor],
+    optimizer: str,
+    schedule: str | None,
+    step_size: int,
+    weight_decay: float,
+    compile: bool,
+    seed: int,
 ) -> tuple[tuple[torch.Tensor, ...] | torch.utils.data.DataLoader, Data | None, int]:
     """Check :func:`fit`'s arguments; return the training and validation data checked, and the batch size."""
     if not isinstance(model, nn.Module):
@@ -414,9 +425,21 @@ def fit(
     ModuleNotFoundError
         On ``progress=True`` without tqdm installed (the message names the extra that installs it).
     """
-    train, validation, batch_size = _check_fit(model, train, validation, epochs=epochs, batch_size=batch_size, lr=lr,
-                                               loss=loss, optimizer=optimizer, schedule=schedule, step_size=step_size,
-                                               weight_decay=weight_decay, compile=compile, seed=seed)
+    train, validation, batch_size = _check_fit(
+        model,
+        train,
+        validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        loss=loss,
+        optimizer=optimizer,
+        schedule=schedule,
+        step_size=step_size,
+        weight_decay=weight_decay,
+        compile=compile,
+        seed=seed,
+    )
     generator = torch.Generator().manual_seed(seed)
     params = _trainable_parameters(model)
     device = params[0].device
@@ -424,8 +447,17 @@ def fit(
     opt = _make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
     total_steps = epochs * _steps_per_epoch(train, batch_size)
     sched = _make_schedule(schedule, opt, lr=lr, total_steps=total_steps, step_size=step_size, gamma=gamma)
-    steps = _Steps(torch.compile(model) if compile else model, model, loss, opt, params, clip_grad_norm, after_step,
-                   sched, per_batch=schedule in _PER_BATCH_SCHEDULES)
+    steps = _Steps(
+        torch.compile(model) if compile else model,
+        model,
+        loss,
+        opt,
+        params,
+        clip_grad_norm,
+        after_step,
+        sched,
+        per_batch=schedule in _PER_BATCH_SCHEDULES,
+    )
     history, start = History(), time.perf_counter()
     bar = _progress_bar(epochs, progress)
     for _ in bar:

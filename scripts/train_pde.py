@@ -96,20 +96,35 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
     size, h = args.size, 1.0 / args.size
     dt = default_time_step(job.equation, size=size, alpha=args.alpha)
     data = dict(size=size, alpha=args.alpha, k_max=args.k_max)
-    train = generate_trajectories(job.equation, trajectories=args.trajectories, steps=args.steps, seed=args.seed,
-                                  **data)
+    train = generate_trajectories(
+        job.equation, trajectories=args.trajectories, steps=args.steps, seed=args.seed, **data
+    )
     if job.data_noise:
         generator = torch.Generator().manual_seed(args.seed + 1)
         train = train + job.data_noise * torch.randn(train.shape, generator=generator, dtype=train.dtype)
-    test = generate_trajectories(job.equation, trajectories=args.test_trajectories, steps=args.test_steps,
-                                 seed=args.seed + 1000, **data)
-    model = make_network(job.equation, size=size, alpha=args.alpha, substeps=args.substeps, init=job.init,
-                         noise=args.weight_noise if job.init == "exact" else 0.0, seed=args.seed,
-                         projected=job.projected).to(device)
-    options = dict(patches=args.patches, iterations=args.iterations, seed=args.seed,
-                   restarts=args.restarts if job.init == "random" else 1, continued=args.continued,
-                   restart_iterations=args.restart_iterations, points=job.points,
-                   noise_levels=job.noise_levels)
+    test = generate_trajectories(
+        job.equation, trajectories=args.test_trajectories, steps=args.test_steps, seed=args.seed + 1000, **data
+    )
+    model = make_network(
+        job.equation,
+        size=size,
+        alpha=args.alpha,
+        substeps=args.substeps,
+        init=job.init,
+        noise=args.weight_noise if job.init == "exact" else 0.0,
+        seed=args.seed,
+        projected=job.projected,
+    ).to(device)
+    options = dict(
+        patches=args.patches,
+        iterations=args.iterations,
+        seed=args.seed,
+        restarts=args.restarts if job.init == "random" else 1,
+        continued=args.continued,
+        restart_iterations=args.restart_iterations,
+        points=job.points,
+        noise_levels=job.noise_levels,
+    )
     if job.injected:
         options.update(noise_levels=(INJECTED_NOISE,), noise_damping=1.0)
     before = relative_errors(model.double().cpu(), test)
@@ -117,8 +132,15 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
     load_before = os.getloadavg()
     report = train_network(model, train.to(device), **options)
     load_after = os.getloadavg()
-    evaluated = make_network(job.equation, size=size, alpha=args.alpha, substeps=args.substeps,
-                             projected=job.projected, dtype=torch.float64, fft=True)
+    evaluated = make_network(
+        job.equation,
+        size=size,
+        alpha=args.alpha,
+        substeps=args.substeps,
+        projected=job.projected,
+        dtype=torch.float64,
+        fft=True,
+    )
     with torch.no_grad():
         for (_, target), (_, source) in zip(evaluated.named_parameters(), model.cpu().named_parameters()):
             target.copy_(source)
@@ -126,26 +148,48 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
     fd = method_of_lines(job.equation, h=h, dt=dt, substeps=args.substeps, alpha=args.alpha, projected=job.projected)
     threads = torch.get_num_threads()
     summary = dict(
-        name=name, equation=job.equation, init=job.init, data_noise=job.data_noise,
-        injected_noise=INJECTED_NOISE if job.injected else 0.0, projected=job.projected, seed=args.seed,
-        train_trajectories=args.trajectories, train_steps=args.steps, test_trajectories=args.test_trajectories,
-        test_steps=args.test_steps, k_max=args.k_max, substeps=args.substeps, patches=args.patches,
-        iterations=args.iterations, restarts=options["restarts"], continued=args.continued, points=job.points,
+        name=name,
+        equation=job.equation,
+        init=job.init,
+        data_noise=job.data_noise,
+        injected_noise=INJECTED_NOISE if job.injected else 0.0,
+        projected=job.projected,
+        seed=args.seed,
+        train_trajectories=args.trajectories,
+        train_steps=args.steps,
+        test_trajectories=args.test_trajectories,
+        test_steps=args.test_steps,
+        k_max=args.k_max,
+        substeps=args.substeps,
+        patches=args.patches,
+        iterations=args.iterations,
+        restarts=options["restarts"],
+        continued=args.continued,
+        points=job.points,
         noise_levels=report.noise_levels,
-        noise_damping=options.get("noise_damping", 0.5), chosen_restart=report.chosen_restart,
-        chosen_stage=report.chosen_stage, restart_errors=report.restart_errors,
-        validation_errors=report.validation_errors, stage_losses=report.stage_losses,
-        train_seconds=round(report.seconds, 1), train_cpu_seconds=round(report.cpu_seconds, 1), threads=threads,
-        device=f"{device_name(device)}, {threads} thread(s)", torch=str(torch.__version__),
+        noise_damping=options.get("noise_damping", 0.5),
+        chosen_restart=report.chosen_restart,
+        chosen_stage=report.chosen_stage,
+        restart_errors=report.restart_errors,
+        validation_errors=report.validation_errors,
+        stage_losses=report.stage_losses,
+        train_seconds=round(report.seconds, 1),
+        train_cpu_seconds=round(report.cpu_seconds, 1),
+        threads=threads,
+        device=f"{device_name(device)}, {threads} thread(s)",
+        torch=str(torch.__version__),
         load_average=[round(x, 2) for x in (*load_before, *load_after)],
-        relative_error_40_before=before[-1], relative_error_40=errors[-1], relative_errors=errors,
+        relative_error_40_before=before[-1],
+        relative_error_40=errors[-1],
+        relative_errors=errors,
         fd_relative_error_40=relative_errors(fd, test)[-1],
     )
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        save_network(out / f"{name}.pt", model.cpu(), equation=job.equation, size=size, alpha=args.alpha,
-                     metadata=summary)
+        save_network(
+            out / f"{name}.pt", model.cpu(), equation=job.equation, size=size, alpha=args.alpha, metadata=summary
+        )
     return summary
 
 

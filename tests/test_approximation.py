@@ -57,8 +57,9 @@ def test_depth_study_shapes_counts_and_reproducibility() -> None:
     y = x + 0.1 * rotation(x)
     builders = {
         "gradient": lambda depth: gradient_network(2, depth=2 * depth, hidden=4, h=0.1),
-        "gradient + sphere": lambda depth: companion.gradient_sphere_network(2, 2, width=2, depth=depth,
-                                                                              hidden=4, h=0.1),
+        "gradient + sphere": lambda depth: companion.gradient_sphere_network(
+            2, 2, width=2, depth=depth, hidden=4, h=0.1
+        ),
     }
     kwargs = dict(depths=(1, 2), seeds=(0, 1), epochs=2, batch_size=32)
     first = depth_study(builders, (x, y), (x, y), **kwargs)

@@ -17,7 +17,7 @@ from benchmarks.authors import EXPERIMENTS, robustness, sir, swiss_roll  # noqa:
 from benchmarks.authors.common import Comparison, Measurement, format_rows, format_verdict, speedup  # noqa: E402
 
 EXPECTED_ROWS = {
-    "SIR time-1 map, mass-preserving net": 3,          # metrics per row
+    "SIR time-1 map, mass-preserving net": 3,  # metrics per row
     "Swiss roll, 12-layer ResNet": 1,
     "Swiss roll, 12-layer symplectic": 1,
     "heat equation from pixels, 102-parameter CNN": 1,
@@ -29,9 +29,22 @@ EXPECTED_ROWS = {
 def quick_table(tmp_path_factory) -> str:
     output = tmp_path_factory.mktemp("authors") / "results.md"
     completed = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "authors_run.py"), "--quick", "--device", "cpu", "--seeds", "0", "1",
-         "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "authors_run.py"),
+            "--quick",
+            "--device",
+            "cpu",
+            "--seeds",
+            "0",
+            "1",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return output.read_text()
@@ -60,12 +73,12 @@ def test_quick_run_writes_one_row_per_experiment_and_metric(quick_table: str) ->
 
 def test_quick_run_numbers_are_finite_on_both_sides(quick_table: str) -> None:
     for cells in _table_lines(quick_table):
-        for cell in cells[2:4]:                            # authors' and companion's accuracy
+        for cell in cells[2:4]:  # authors' and companion's accuracy
             assert math.isfinite(float(cell.split(" ")[0]))
         if cells[0]:
-            for cell in cells[4:6]:                        # training times
+            for cell in cells[4:6]:  # training times
                 assert float(cell.split(" ")[0]) > 0
-            assert float(cells[6].rstrip("x")) > 0         # speed-up
+            assert float(cells[6].rstrip("x")) > 0  # speed-up
             assert cells[7] in ("yes", "no")
 
 
@@ -93,7 +106,7 @@ def test_authors_sir_network_has_their_parameter_count_and_keeps_mass() -> None:
 def test_authors_swiss_roll_data_and_networks_match_their_description() -> None:
     x, y, x_test, y_test = swiss_roll.swiss_roll_data(0)
     assert x.shape == x_test.shape == (4000, 4) and set(y.tolist()) == {0, 1}
-    assert torch.all(x[:, 1:3] == 0)                     # (x1, 0, 0, x2)
+    assert torch.all(x[:, 1:3] == 0)  # (x1, 0, 0, x2)
     torch.manual_seed(0)
     assert sum(p.numel() for p in swiss_roll.AuthorsResNet().parameters()) == 485
     assert sum(p.numel() for p in swiss_roll.AuthorsHamiltonianNet().parameters()) == 149
@@ -111,9 +124,18 @@ def test_authors_attack_stays_in_the_ball_and_the_box() -> None:
 def test_verdict_and_speedup_of_a_comparison() -> None:
     fast = Measurement({"test accuracy": 1.0}, 1.0, 1.0)
     slow = Measurement({"test accuracy": 0.99}, 6.0, 6.0)
-    row = Comparison("toy", ["test accuracy"], [False], [slow, slow], [fast, fast], "at least",
-                     lambda r: r.companion[0].metrics["test accuracy"] >= r.authors[0].metrics["test accuracy"])
+    row = Comparison(
+        "toy",
+        ["test accuracy"],
+        [False],
+        [slow, slow],
+        [fast, fast],
+        "at least",
+        lambda r: r.companion[0].metrics["test accuracy"] >= r.authors[0].metrics["test accuracy"],
+    )
     assert speedup(row) == pytest.approx(6.0)
-    assert "| toy | test accuracy | 99.0 | 100.0 | 6.00 (6.00, 6.00) | 1.00 (1.00, 1.00) | 6.0x | yes |" in format_rows([row])
+    assert "| toy | test accuracy | 99.0 | 100.0 | 6.00 (6.00, 6.00) | 1.00 (1.00, 1.00) | 6.0x | yes |" in format_rows(
+        [row]
+    )
     assert format_verdict([row]).startswith("Every row is at least 5 times faster")
     assert "toy: 6.0x in wall-clock time" in format_verdict([row], target=8)

@@ -52,7 +52,13 @@ def test_gradient_layer_jacobian_is_symmetric(dim, hidden, h, sign, activation, 
     assert symmetry_error(layer, x) <= tol  # so is one Euler step: x +- h grad V = grad(|x|^2/2 +- h V)
     with torch.no_grad():
         y = layer(x)
-        expected = x + sign * float(layer.h) * (layer.field.sigma(x @ layer.field.inner.weight.T + layer.field.inner.bias) * layer.field.alpha) @ layer.field.inner.weight
+        expected = (
+            x
+            + sign
+            * float(layer.h)
+            * (layer.field.sigma(x @ layer.field.inner.weight.T + layer.field.inner.bias) * layer.field.alpha)
+            @ layer.field.inner.weight
+        )
     assert y.dtype == dtype and y.shape == x.shape
     assert (y - expected).abs().max() <= (1e-12 if dtype == torch.float64 else 1e-5) * (1 + float(y.abs().max()))
 
@@ -131,8 +137,10 @@ def test_low_rank_field_is_skew_times_x_and_its_steps_are_the_full_steps(dim, ra
         assert torch.equal(S, -S.transpose(-1, -2))
         assert (layer.field(x) - (S @ x.unsqueeze(-1)).squeeze(-1)).abs().max() < 1e-13
         U, V = layer.field.factors(x)
-        for low_rank_step, full_step in ((companion.low_rank_cayley_step, companion.cayley_step),
-                                         (companion.low_rank_exp_step, companion.exp_step)):
+        for low_rank_step, full_step in (
+            (companion.low_rank_cayley_step, companion.cayley_step),
+            (companion.low_rank_exp_step, companion.exp_step),
+        ):
             gap = (low_rank_step(U, V, x, h) - full_step(S, x, h)).abs().max()
             assert gap < 1e-12 * (1 + float(torch.linalg.matrix_norm(h * S, ord=2).max()))
 

@@ -44,14 +44,23 @@ def test_core_imports_no_subpackage() -> None:
                 assert (node.module or "").split(".")[0] not in SUBPACKAGES, (path.name, node.module)
 
 
+def _code_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function without its docstring (the signature, one parameter a line, counts)."""
+    length = function.end_lineno - function.lineno + 1
+    first = function.body[0]
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        length -= first.end_lineno - first.lineno + 1
+    return length
+
+
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_and_functions_are_short(path: Path) -> None:
     lines = path.read_text().splitlines()
     assert len(lines) <= 620, f"{path.name}: {len(lines)} lines (split it by topic)"
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            length = node.end_lineno - node.lineno + 1
-            assert length <= 100, f"{path.name}: {node.name} has {length} lines (split it into named steps)"
+            length = _code_lines(node)
+            assert length <= 90, f"{path.name}: {node.name} has {length} lines of code (split it into named steps)"
 
 
 def test_docstrings_cite_papers_not_notes_outside_the_repository() -> None:

@@ -46,8 +46,13 @@ def _randomize(module: nn.Module, seed: int, scale: float) -> nn.Module:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), dim=st.integers(2, 8), hidden=st.integers(1, 10),
-       scale=st.floats(0.05, 5.0), activation=st.sampled_from(["relu", "leaky_relu", "tanh"]))
+@given(
+    seed=st.integers(0, 10_000),
+    dim=st.integers(2, 8),
+    hidden=st.integers(1, 10),
+    scale=st.floats(0.05, 5.0),
+    activation=st.sampled_from(["relu", "leaky_relu", "tanh"]),
+)
 def test_nonexpansive_layer_is_one_lipschitz_for_random_weights(seed, dim, hidden, scale, activation):
     layer = NonExpansiveLayer(dim, hidden=hidden, activation=activation, negative_slope=0.3)
     layer = _randomize(layer, seed, scale).to(D)
@@ -206,11 +211,11 @@ def test_admissible_region_edge():
 
 # -- every layer under torch.compile and torch.func, with its settings in repr and in the state dict --
 
+
 def _layers():
     """(name, factory, input shape) for every layer class of the module, with non-default settings."""
     return [
-        ("dense", lambda: NonExpansiveLayer(5, hidden=7, h=10.0, activation="leaky_relu", negative_slope=0.2),
-         (6, 5)),
+        ("dense", lambda: NonExpansiveLayer(5, hidden=7, h=10.0, activation="leaky_relu", negative_slope=0.2), (6, 5)),
         ("dense-fixed-step", lambda: NonExpansiveLayer(5, h=0.3, activation="tanh", learn_step=False), (6, 5)),
         ("conv", lambda: NonExpansiveConvLayer(2, hidden_channels=3, h=10.0), (3, 2, 5, 5)),
         ("conv-circular", lambda: NonExpansiveConvLayer(2, padding_mode="circular", activation="tanh"), (3, 2, 5, 5)),
@@ -252,8 +257,12 @@ def _compiled_agrees(layer: nn.Module, x: torch.Tensor) -> None:
 def test_inductor_agrees_with_eager_on_a_chain_of_dense_layers():
     torch.manual_seed(3)
     chain = nn.Sequential(
-        Standardize(0.3, 0.4), NormalizedLinear(6, 5), NonExpansiveLayer(5, hidden=7, h=10.0),
-        SwitchingLayer(5, slope=0.4, n_steps=3), NonExpansiveLayer(5, activation="tanh"), NormalizedLinear(5, 3),
+        Standardize(0.3, 0.4),
+        NormalizedLinear(6, 5),
+        NonExpansiveLayer(5, hidden=7, h=10.0),
+        SwitchingLayer(5, slope=0.4, n_steps=3),
+        NonExpansiveLayer(5, activation="tanh"),
+        NormalizedLinear(5, 3),
     )
     _compiled_agrees(_randomize(chain, 3, 0.7), torch.randn(8, 6, generator=torch.Generator().manual_seed(4)))
 

@@ -29,8 +29,13 @@ def test_chapter_runs_repeatedly_without_stalls(path: Path) -> None:
     for _ in range(RUNS):
         notebook = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        NotebookClient(notebook, timeout=CELL_TIMEOUT, startup_timeout=60, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=CELL_TIMEOUT,
+            startup_timeout=60,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
     print(f"{path.stem}: {RUNS} runs, seconds {[round(t, 1) for t in times]}, median {median:.1f}")

@@ -304,8 +304,12 @@ def test_loading_restores_the_fixed_settings():
     saved = ConvRHS(2, scale=40.96, grid_size=16, activation=["relu", "relu2"])
     other = ConvRHS(2, scale=1.0, boundary="dirichlet")
     other.load_state_dict(saved.state_dict())
-    assert (other.scale, other.boundary, other.grid_size, other.activations) == (40.96, "periodic", 16,
-                                                                                  ("relu", "relu2"))
+    assert (other.scale, other.boundary, other.grid_size, other.activations) == (
+        40.96,
+        "periodic",
+        16,
+        ("relu", "relu2"),
+    )
     U = torch.randn(2, 16, 16)
     with torch.no_grad():
         assert torch.equal(other(U), saved(U))
@@ -318,8 +322,9 @@ def test_loading_restores_the_fixed_settings():
 def test_pde_networks_under_torch_func():
     torch.manual_seed(1)
     for projected in (False, True):
-        model = MethodOfLinesNetwork(ConvRHS(2, activation="relu2", kernel_size=3).double(), dt=0.05, substeps=2,
-                                     projected=projected)
+        model = MethodOfLinesNetwork(
+            ConvRHS(2, activation="relu2", kernel_size=3).double(), dt=0.05, substeps=2, projected=projected
+        )
         U = torch.randn(3, 6, 6, dtype=torch.float64) + 1.0
 
         def single(V, model=model):
@@ -335,8 +340,9 @@ def test_pde_networks_under_torch_compile():
     torch.manual_seed(2)
     torch._dynamo.reset()
     for projected in (True,):
-        model = MethodOfLinesNetwork(ConvRHS(2, activation=["relu", "relu2"], grid_size=8), dt=0.05, substeps=2,
-                                     projected=projected)
+        model = MethodOfLinesNetwork(
+            ConvRHS(2, activation=["relu", "relu2"], grid_size=8), dt=0.05, substeps=2, projected=projected
+        )
         U = torch.randn(4, 8, 8) + 1.0
         eager = model(U)
         eager.square().sum().backward()
@@ -352,9 +358,15 @@ def test_pde_networks_under_torch_compile():
 
 def shipped_test_set(meta: dict) -> torch.Tensor:
     """The held-out test trajectories the training script scored a shipped network on."""
-    return generate_trajectories(meta["equation"], trajectories=meta["test_trajectories"], steps=meta["test_steps"],
-                                 size=meta["size"], alpha=meta["alpha"], k_max=meta["k_max"],
-                                 seed=meta["seed"] + 1000)
+    return generate_trajectories(
+        meta["equation"],
+        trajectories=meta["test_trajectories"],
+        steps=meta["test_steps"],
+        size=meta["size"],
+        alpha=meta["alpha"],
+        k_max=meta["k_max"],
+        seed=meta["seed"] + 1000,
+    )
 
 
 @pytest.mark.parametrize("equation, variant", [(eq, v) for eq, vs in PRETRAINED.items() for v in vs])
@@ -362,8 +374,16 @@ def test_every_shipped_network_loads_with_its_record(equation, variant):
     model, meta = pretrained_network(equation, variant=variant, dtype=torch.float64, fft=True)
     assert meta["equation"] == equation and meta["size"] == 64 and meta["seed"] == 7
     assert model.projected == (variant == "projected")
-    for key in ("relative_error_40", "fd_relative_error_40", "train_cpu_seconds", "device", "threads",
-                "load_average", "torch", "noise_levels"):
+    for key in (
+        "relative_error_40",
+        "fd_relative_error_40",
+        "train_cpu_seconds",
+        "device",
+        "threads",
+        "load_average",
+        "torch",
+        "noise_levels",
+    ):
         assert key in meta, f"{equation}_{variant}: metadata lack {key}"
     assert len(meta["relative_errors"]) == meta["test_steps"] + 1
     assert math.isfinite(meta["relative_error_40"])
@@ -383,9 +403,11 @@ def test_headline_networks_reproduce_their_recorded_error_and_meet_the_target(eq
 def test_user_mistakes_get_clear_errors(tmp_path):
     """What a user meets: settings that contradict the saved model, non-finite data, dtypes that differ."""
     net = make_network("heat", size=16, seed=0)
-    for bad, match in ((dict(equation="heat", size=32, alpha=0.01), "built for a 16x16 grid"),
-                       (dict(equation="heat", size=16, alpha=0.02), "scale"),
-                       (dict(equation="fisher", size=16, alpha=0.01), "not the fisher architecture")):
+    for bad, match in (
+        (dict(equation="heat", size=32, alpha=0.01), "built for a 16x16 grid"),
+        (dict(equation="heat", size=16, alpha=0.02), "scale"),
+        (dict(equation="fisher", size=16, alpha=0.01), "not the fisher architecture"),
+    ):
         with pytest.raises(ValueError, match=match):
             save_network(tmp_path / "n.pt", net, **bad)
     with pytest.raises(TypeError, match="plain Python values"):

@@ -39,8 +39,9 @@ def test_sample_patches_periodic_and_dirichlet():
     assert patches.shape == (50, 5, 5) and torch.equal(patches[:, 2, 2], centres)
     # periodic: every row of a patch is a cyclic run of one grid row
     assert torch.all((patches[:, :, 1] - patches[:, :, 0]) % 5 == 1)
-    zeros, _ = pde.patches.sample_patches(grid + 1, grid, count=200, radius=2, boundary="dirichlet",
-                                          generator=generator)
+    zeros, _ = pde.patches.sample_patches(
+        grid + 1, grid, count=200, radius=2, boundary="dirichlet", generator=generator
+    )
     assert (zeros == 0).any() and not (zeros[:, 2, 2] == 0).any()
 
 
@@ -50,8 +51,9 @@ def test_patch_field_equals_the_field_on_the_grid(equation):
     U = pde.data.initial_conditions(3, size=16, seed=1) + 0.1 * torch.randn(3, 16, 16, dtype=torch.float64)
     with torch.no_grad():
         values = model.field(U)
-    patches, centres = pde.patches.sample_patches(U, values, count=100, radius=4,
-                                                  generator=torch.Generator().manual_seed(2))
+    patches, centres = pde.patches.sample_patches(
+        U, values, count=100, radius=4, generator=torch.Generator().manual_seed(2)
+    )
     with torch.no_grad():
         assert float((pde.patches.patch_field(model.field, patches) - centres).abs().max()) < 1e-12
 
@@ -63,8 +65,9 @@ def test_levenberg_marquardt_solves_rosenbrock():
     def jacobian(v):
         return torch.func.jacrev(residual)(v)
 
-    v, losses = pde.fitting.levenberg_marquardt(residual, jacobian, torch.tensor([-1.2, 1.0], dtype=torch.float64),
-                                                iterations=100)
+    v, losses = pde.fitting.levenberg_marquardt(
+        residual, jacobian, torch.tensor([-1.2, 1.0], dtype=torch.float64), iterations=100
+    )
     assert torch.allclose(v, torch.ones(2, dtype=torch.float64), atol=1e-8)
     assert all(b <= a for a, b in zip(losses, losses[1:])) and losses[-1] < 1e-20
 
@@ -89,8 +92,9 @@ def test_train_network_learns_heat_from_random_initialisation():
     model = pde.training.make_network("heat", size=16, seed=0, dtype=torch.float64)
     fd = pde.method_of_lines("heat", h=1 / 16, dt=model.dt, substeps=3)
     before = pde.rollout_metrics(pde.rollout(model, test[:, 0], 12), test)["relative_error"][-1]
-    report = pde.fitting.train_network(model, data, patches=3000, iterations=12, restarts=3, restart_iterations=4,
-                                       seed=1)
+    report = pde.fitting.train_network(
+        model, data, patches=3000, iterations=12, restarts=3, restart_iterations=4, seed=1
+    )
     after = pde.rollout_metrics(pde.rollout(model, test[:, 0], 12), test)["relative_error"][-1]
     floor = pde.rollout_metrics(pde.rollout(fd, test[:, 0], 12), test)["relative_error"][-1]
     assert before > 0.1 and after < 2 * floor, (float(before), float(after), float(floor))
@@ -150,8 +154,11 @@ def test_chapter_figures_draw():
 
     from companion import pde
 
-    for figure in (pde.plots.method_of_lines_schematic(), pde.plots.error_splitting_schematic(),
-                   pde.plots.prediction_figure(torch.zeros(8, 8), torch.ones(8, 8), title="t", step=3)):
+    for figure in (
+        pde.plots.method_of_lines_schematic(),
+        pde.plots.error_splitting_schematic(),
+        pde.plots.prediction_figure(torch.zeros(8, 8), torch.ones(8, 8), title="t", step=3),
+    ):
         assert isinstance(figure, matplotlib.figure.Figure) and figure.axes
         plt.close(figure)
     with pytest.raises(ValueError, match="same shape"):

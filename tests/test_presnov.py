@@ -139,7 +139,9 @@ def test_splitting_of_commuting_parts_is_exact():
     rotation = lambda x: torch.stack([-x[:, 1], x[:, 0]], -1)  # noqa: E731
     x = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
     y = splitting_flow(lambda z: -z, rotation, x, t=1.0, n_steps=2, substeps=200)
-    exact = math.exp(-1.0) * torch.tensor([[math.cos(1) * 1.0 - math.sin(1) * 0.5, math.sin(1) * 1.0 + math.cos(1) * 0.5]], dtype=torch.float64)
+    exact = math.exp(-1.0) * torch.tensor(
+        [[math.cos(1) * 1.0 - math.sin(1) * 0.5, math.sin(1) * 1.0 + math.cos(1) * 0.5]], dtype=torch.float64
+    )
     assert (y - exact.double()).abs().max() < 1e-10
 
 
@@ -182,6 +184,7 @@ def test_validation_errors():
 
 # --- issue 14, item 4: a field autograd cannot differentiate gives an error, not a wrong split ----------------
 
+
 def _numpy_field(z):
     return torch.from_numpy(np.sin(z.detach().numpy()) + z.detach().numpy() ** 2)
 
@@ -194,7 +197,9 @@ def _rebuilt_field(z):
     return torch.tensor(np.sin(z.detach().numpy()), requires_grad=True)
 
 
-@pytest.mark.parametrize("field", [_numpy_field, _half_numpy_field, _rebuilt_field], ids=["numpy", "half-numpy", "rebuilt"])
+@pytest.mark.parametrize(
+    "field", [_numpy_field, _half_numpy_field, _rebuilt_field], ids=["numpy", "half-numpy", "rebuilt"]
+)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_field_autograd_cannot_differentiate_is_refused(field, dtype):
     x = torch.randn(12, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
@@ -210,8 +215,12 @@ def test_differentiable_fields_pass_the_check_kinks_and_constants_included(dtype
     gen = torch.Generator().manual_seed(1)
     A = torch.randn(64, 3, generator=gen, dtype=torch.float64).to(dtype)
     B = (torch.randn(3, 64, generator=gen, dtype=torch.float64) / 8).to(dtype)
-    fields = [lambda z: torch.relu(z @ A.T) @ B.T, lambda z: torch.ones_like(z), lambda z: torch.sin(10 * z),
-              lambda z: z.abs()]
+    fields = [
+        lambda z: torch.relu(z @ A.T) @ B.T,
+        lambda z: torch.ones_like(z),
+        lambda z: torch.sin(10 * z),
+        lambda z: z.abs(),
+    ]
     for seed in range(20):
         x = 3 * torch.randn(30, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(dtype)
         for field in fields:

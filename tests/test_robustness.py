@@ -56,7 +56,7 @@ def test_float32_radii_never_exceed_the_exact_distance():
     distance = torch.logspace(-6, 0, 400, dtype=D) * torch.where(torch.arange(400) % 2 == 0, 1.0, -1.0)
     points = base - offset[:, None] * normal + distance[:, None] * normal / normal.norm()
     x = points.float()
-    exact_logits = x.double() @ weight.T + bias                  # the float32 network's function, in exact arithmetic
+    exact_logits = x.double() @ weight.T + bias  # the float32 network's function, in exact arithmetic
     exact_distance = (exact_logits[:, 0] - exact_logits[:, 1]).abs() / normal.norm()
     with torch.no_grad():
         logits = layer(x)

@@ -62,8 +62,8 @@ def test_apgd_is_exact_on_a_linear_classifier():
         logits = model(x)
     y = logits.argmax(1)
     w = model.weight.detach()
-    gaps = logits.gather(1, y[:, None]) - logits                     # (points, classes)
-    lengths = (w[y][:, None, :] - w[None]).norm(dim=-1)              # ||w_y - w_k||
+    gaps = logits.gather(1, y[:, None]) - logits  # (points, classes)
+    lengths = (w[y][:, None, :] - w[None]).norm(dim=-1)  # ||w_y - w_k||
     distance = torch.where(lengths > 0, gaps / lengths.clamp_min(1e-300), torch.inf).min(1).values
     _, inside = apgd_l2(model, x, y, epsilon=0.99 * distance, steps=20)
     _, outside = apgd_l2(model, x, y, epsilon=1.01 * distance, steps=20)

@@ -53,16 +53,30 @@ def _points(seed: int, n: int, dim: int, dtype: torch.dtype, spread: float = 2.0
 
 # ---------------------------------------------------------------- volume preservation
 @DRAWS
-@given(seed=seeds, half=st.integers(1, 4), h=steps, scale=scales, activation=activations,
-       method=st.sampled_from(["symplectic_euler", "stormer_verlet"]))
+@given(
+    seed=seeds,
+    half=st.integers(1, 4),
+    h=steps,
+    scale=scales,
+    activation=activations,
+    method=st.sampled_from(["symplectic_euler", "stormer_verlet"]),
+)
 def test_volume_layer_has_unit_determinant_float64(seed, half, h, scale, activation, method):
-    layer = _randomise(VolumePreservingLayer(2 * half, h=h, activation=activation, method=method), seed, scale, torch.float64)
+    layer = _randomise(
+        VolumePreservingLayer(2 * half, h=h, activation=activation, method=method), seed, scale, torch.float64
+    )
     x = _points(seed, 8, 2 * half, torch.float64)
     assert jacobian_determinant_error(layer, x) <= 1e-10
 
 
 @DRAWS
-@given(seed=seeds, half=st.integers(1, 4), h=steps, scale=scales, method=st.sampled_from(["symplectic_euler", "stormer_verlet"]))
+@given(
+    seed=seeds,
+    half=st.integers(1, 4),
+    h=steps,
+    scale=scales,
+    method=st.sampled_from(["symplectic_euler", "stormer_verlet"]),
+)
 def test_volume_layer_inverse_is_exact(seed, half, h, scale, method):
     layer = _randomise(VolumePreservingLayer(2 * half, h=h, method=method), seed, scale, torch.float64)
     x = _points(seed, 16, 2 * half, torch.float64)
@@ -94,8 +108,15 @@ def test_volume_layer_is_not_the_identity():
 
 # ---------------------------------------------------------------- symplecticity
 @DRAWS
-@given(seed=seeds, half=st.integers(1, 3), hidden=st.integers(1, 6), h=steps, scale=scales,
-       activation=st.sampled_from(["tanh", "sigmoid"]), method=st.sampled_from(["symplectic_euler", "stormer_verlet"]))
+@given(
+    seed=seeds,
+    half=st.integers(1, 3),
+    hidden=st.integers(1, 6),
+    h=steps,
+    scale=scales,
+    activation=st.sampled_from(["tanh", "sigmoid"]),
+    method=st.sampled_from(["symplectic_euler", "stormer_verlet"]),
+)
 def test_symplectic_layer_float64(seed, half, hidden, h, scale, activation, method):
     layer = SymplecticLayer(2 * half, hidden=hidden, h=h, activation=activation, method=method)
     layer = _randomise(layer, seed, scale, torch.float64)
@@ -114,8 +135,15 @@ def test_symplectic_layer_float32(seed, h, scale):
 
 # ---------------------------------------------------------------- mass preservation
 @DRAWS
-@given(seed=seeds, dim=st.integers(2, 8), h=steps, scale=scales, activation=activations,
-       method=st.sampled_from(sorted(TABLEAUS)), n_steps=st.integers(1, 3))
+@given(
+    seed=seeds,
+    dim=st.integers(2, 8),
+    h=steps,
+    scale=scales,
+    activation=activations,
+    method=st.sampled_from(sorted(TABLEAUS)),
+    n_steps=st.integers(1, 3),
+)
 def test_mass_layer_keeps_sum_float64(seed, dim, h, scale, activation, method, n_steps):
     layer = MassPreservingLayer(dim, hidden=5, h=h, n_steps=n_steps, method=method, activation=activation)
     layer = _randomise(layer, seed, scale, torch.float64)
@@ -168,7 +196,9 @@ def test_mass_network_keeps_sum_across_widths(seed, scale):
 def test_sir_network_has_the_published_structure():
     net = mass_preserving_network()
     kinds = [type(m).__name__ for m in net]
-    assert kinds == ["MassLift"] + ["MassPreservingLayer"] * 6 + ["MassLift"] + ["MassPreservingLayer"] * 3 + ["MassProjection"]
+    assert kinds == ["MassLift"] + ["MassPreservingLayer"] * 6 + ["MassLift"] + ["MassPreservingLayer"] * 3 + [
+        "MassProjection"
+    ]
 
 
 # ---------------------------------------------------------------- guard and validation

@@ -100,8 +100,15 @@ def test_compartmental_field_keeps_sum_and_points_inward_on_the_boundary(seed, d
 
 # ---------------------------------------------------------------- the layer and the network
 @DRAWS
-@given(seed=seeds, dim=st.integers(2, 8), hidden=st.integers(1, 8), log_h=log_steps, n_steps=st.integers(1, 3),
-       scale=scales, activation=activations)
+@given(
+    seed=seeds,
+    dim=st.integers(2, 8),
+    hidden=st.integers(1, 8),
+    log_h=log_steps,
+    n_steps=st.integers(1, 3),
+    scale=scales,
+    activation=activations,
+)
 def test_layer_keeps_sign_and_mass_float64(seed, dim, hidden, log_h, n_steps, scale, activation):
     layer = PositiveMassPreservingLayer(dim, hidden=hidden, h=10**log_h, n_steps=n_steps, activation=activation)
     layer = _randomise(layer, seed, scale, torch.float64)

@@ -48,8 +48,15 @@ def partitions(draw):
 
 
 @DRAWS
-@given(seed=seeds, partition=partitions(), hidden=st.one_of(st.none(), st.integers(1, 6)), h=steps, scale=scales,
-       activation=st.sampled_from(["tanh", "sigmoid", "relu"]), method=methods)
+@given(
+    seed=seeds,
+    partition=partitions(),
+    hidden=st.one_of(st.none(), st.integers(1, 6)),
+    h=steps,
+    scale=scales,
+    activation=st.sampled_from(["tanh", "sigmoid", "relu"]),
+    method=methods,
+)
 def test_unit_determinant_in_every_dimension_float64(seed, partition, hidden, h, scale, activation, method):
     dim, blocks = partition
     layer = VolumePreservingLayer(dim, blocks=blocks, hidden=hidden, h=h, activation=activation, method=method)
@@ -61,12 +68,19 @@ def test_unit_determinant_in_every_dimension_float64(seed, partition, hidden, h,
 
 
 @DRAWS
-@given(seed=seeds, partition=partitions(), hidden=st.one_of(st.none(), st.integers(1, 6)), h=steps, scale=scales,
-       method=methods)
+@given(
+    seed=seeds,
+    partition=partitions(),
+    hidden=st.one_of(st.none(), st.integers(1, 6)),
+    h=steps,
+    scale=scales,
+    method=methods,
+)
 def test_inverse_is_exact_in_every_dimension(seed, partition, hidden, h, scale, method):
     dim, blocks = partition
-    layer = _randomise(VolumePreservingLayer(dim, blocks=blocks, hidden=hidden, h=h, method=method), seed, scale,
-                       torch.float64)
+    layer = _randomise(
+        VolumePreservingLayer(dim, blocks=blocks, hidden=hidden, h=h, method=method), seed, scale, torch.float64
+    )
     x = _points(seed, 16, dim, torch.float64)
     scale_out = 1.0 + float(layer(x).abs().max())
     assert (layer.inverse(layer(x)) - x).abs().max() <= 1e-12 * scale_out
@@ -120,7 +134,9 @@ def test_verlet_is_second_order_in_the_step():
 
     with torch.no_grad():
         fine = run("stormer_verlet", 256)
-        errors = {m: [float((run(m, n) - fine).abs().max()) for n in (8, 16)] for m in ("symplectic_euler", "stormer_verlet")}
+        errors = {
+            m: [float((run(m, n) - fine).abs().max()) for n in (8, 16)] for m in ("symplectic_euler", "stormer_verlet")
+        }
     orders = {m: math.log2(coarse / finer) for m, (coarse, finer) in errors.items()}
     assert 0.85 < orders["symplectic_euler"] < 1.15 and 1.85 < orders["stormer_verlet"] < 2.15
 
@@ -169,7 +185,9 @@ def test_abc_flow_map_samples_and_accuracy():
     assert (coarse - x1).abs().max() <= 1e-8
     assert torch.equal(abc_flow_map(100, dt=0.2, seed=4)[0], x0)
     a, b, c = ABC_COEFFICIENTS
-    assert torch.allclose(abc_field(torch.zeros(1, 3, dtype=torch.float64)), torch.tensor([[c, a, b]], dtype=torch.float64))
+    assert torch.allclose(
+        abc_field(torch.zeros(1, 3, dtype=torch.float64)), torch.tensor([[c, a, b]], dtype=torch.float64)
+    )
 
 
 def test_abc_validation():

@@ -32,6 +32,7 @@ def raises(error: type[Exception], match: str, call) -> None:
 
 # --- issue 14, item 3: the Jacobian checks run on the package's own sphere-preserving layers ---------------
 
+
 def test_jacobian_checks_run_on_sphere_layers_and_networks() -> None:
     # they raised "vmap: data-dependent control flow": the layers checked S skew on values in every forward pass
     torch.manual_seed(0)
@@ -54,6 +55,7 @@ def test_jacobian_checks_run_on_sphere_layers_and_networks() -> None:
 
 # --- issue 14, item 4: a field autograd cannot differentiate is refused -----------------------------------
 
+
 def test_decompose_refuses_a_field_computed_through_numpy() -> None:
     x = torch.randn(10, 3, dtype=torch.float64)
 
@@ -72,6 +74,7 @@ def test_decompose_refuses_a_field_computed_through_numpy() -> None:
 
 # --- issue 14, item 6: tensor steps and field shapes are validated -----------------------------------------
 
+
 def test_steps_and_field_shapes_are_validated() -> None:
     x = torch.randn(4, 2)
     for h in (torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(float("nan"))):
@@ -82,6 +85,7 @@ def test_steps_and_field_shapes_are_validated() -> None:
 
 
 # --- conventions (the table on the API page) -------------------------------------------------------------
+
 
 def test_methods_are_objects_or_names_everywhere() -> None:
     x = torch.randn(3, 4)
@@ -105,10 +109,13 @@ def test_methods_are_objects_or_names_everywhere() -> None:
             assert torch.equal(by_name(x), by_object(x))
     f = lambda z: -z  # noqa: E731
     assert torch.equal(C.rk_step(f, x, 0.1, "rk38"), C.rk_step(f, x, 0.1, C.RK38))
-    assert torch.equal(C.integrate(f, x, h=0.1, n_steps=2, tableau="midpoint"),
-                       C.integrate(f, x, h=0.1, n_steps=2, tableau=C.MIDPOINT))
-    assert torch.equal(C.presnov.splitting_flow(f, f, x, t=0.5, n_steps=2, tableau="heun"),
-                       C.presnov.splitting_flow(f, f, x, t=0.5, n_steps=2, tableau=C.HEUN))
+    assert torch.equal(
+        C.integrate(f, x, h=0.1, n_steps=2, tableau="midpoint"), C.integrate(f, x, h=0.1, n_steps=2, tableau=C.MIDPOINT)
+    )
+    assert torch.equal(
+        C.presnov.splitting_flow(f, f, x, t=0.5, n_steps=2, tableau="heun"),
+        C.presnov.splitting_flow(f, f, x, t=0.5, n_steps=2, tableau=C.HEUN),
+    )
     raises(ValueError, "unknown method 'rk5'", lambda: C.FlowLayer(C.MLPField(4), method="rk5"))
     raises(ValueError, "does not keep norm", lambda: C.SpherePreservingLayer(4, method="rk4"))
     raises(TypeError, "method must be a method of companion.integrators", lambda: C.FlowLayer(C.MLPField(4), method=4))
@@ -137,8 +144,13 @@ def test_the_fixed_step_stays_exact_in_float64() -> None:
 
 
 def test_layers_follow_the_dtype_of_their_parameters() -> None:
-    for layer in (C.FlowLayer(C.MLPField(4), method="rk4"), C.GradientLayer(4), C.SpherePreservingLayer(4),
-                  C.SymplecticLayer(4), C.MassPreservingLayer(4)):
+    for layer in (
+        C.FlowLayer(C.MLPField(4), method="rk4"),
+        C.GradientLayer(4),
+        C.SpherePreservingLayer(4),
+        C.SymplecticLayer(4),
+        C.MassPreservingLayer(4),
+    ):
         assert layer(torch.randn(3, 4)).dtype == torch.float32  # float32 by default
         assert layer.double()(torch.randn(3, 4, dtype=torch.float64)).dtype == torch.float64
 
@@ -176,8 +188,18 @@ def test_every_submodule_and_public_name_is_reachable_from_the_package() -> None
             assert hasattr(module, name), f"companion.{info.name}.__all__ names {name!r}, which it lacks"
     for name in C.__all__:
         assert hasattr(C, name), f"companion.__all__ names {name!r}, which companion lacks"
-    for name in ("FlowLayer", "GradientLayer", "SpherePreservingLayer", "SymplecticLayer", "VolumePreservingLayer",
-                 "MassPreservingLayer", "NonExpansiveLayer", "rk_step", "RK4", "fit"):
+    for name in (
+        "FlowLayer",
+        "GradientLayer",
+        "SpherePreservingLayer",
+        "SymplecticLayer",
+        "VolumePreservingLayer",
+        "MassPreservingLayer",
+        "NonExpansiveLayer",
+        "rk_step",
+        "RK4",
+        "fit",
+    ):
         assert name in C.__all__
     assert C.pde.ConvRHS and C.pde.training.make_network and C.pde.data.spectral_solution and C.plotting
 
@@ -206,7 +228,9 @@ def test_fit_accepts_data_loaders() -> None:
     validation = DataLoader(TensorDataset(x, y), batch_size=32)
     history = C.fit(nn.Linear(3, 1), train, validation=validation, epochs=2, progress=False)
     assert len(history.loss) == 2 and len(history.val_loss) == 2
-    raises(ValueError, "batch_size is set by the DataLoader", lambda: C.fit(nn.Linear(3, 1), train, epochs=1, batch_size=8))
+    raises(
+        ValueError, "batch_size is set by the DataLoader", lambda: C.fit(nn.Linear(3, 1), train, epochs=1, batch_size=8)
+    )
     raises(TypeError, "DataLoader", lambda: C.fit(nn.Linear(3, 1), x, epochs=1))
 
 

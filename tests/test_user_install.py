@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_clean_install_runs_the_recipes_and_the_user_api_tests() -> None:
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "user_check.sh")], capture_output=True, text=True, timeout=3600)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "user_check.sh")], capture_output=True, text=True, timeout=3600
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "user check: 0 failure(s)" in result.stdout

@@ -11,14 +11,7 @@ from __future__ import annotations
 from . import pixels, robustness, sir, step_costs, swiss_roll
 
 #: Experiment name -> run function, in the order of the table.
-EXPERIMENTS = {
-    "sir": sir.run,
-    "swiss_roll": swiss_roll.run,
-    "pixels": pixels.run,
-    "robustness": robustness.run,
-}
+EXPERIMENTS = {"sir": sir.run, "swiss_roll": swiss_roll.run, "pixels": pixels.run, "robustness": robustness.run}
 
 #: Further measurements that explain the table (each returns a Markdown fragment).
-NOTES = {
-    "step_costs": ("Where the training time goes: one optimiser step", step_costs.run),
-}
+NOTES = {"step_costs": ("Where the training time goes: one optimiser step", step_costs.run)}

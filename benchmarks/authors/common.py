@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -22,8 +22,8 @@ class Measurement:
     """One training run of one side: accuracies in the experiment's own metrics, and times in seconds."""
 
     metrics: dict[str, float]
-    train_seconds: float              # wall clock
-    train_cpu_seconds: float = 0.0    # process CPU time (all threads)
+    train_seconds: float  # wall clock
+    train_cpu_seconds: float = 0.0  # process CPU time (all threads)
     eval_seconds: float = 0.0
     parameters: int = 0
     extra: dict[str, float] = field(default_factory=dict)
@@ -34,12 +34,12 @@ class Comparison:
     """Both sides of one table row over all seeds."""
 
     experiment: str
-    metrics: Sequence[str]            # the metric names, first one is the headline
-    lower_is_better: Sequence[bool]   # per metric
+    metrics: Sequence[str]  # the metric names, first one is the headline
+    lower_is_better: Sequence[bool]  # per metric
     authors: list[Measurement]
     companion: list[Measurement]
-    tolerance: str                    # what "equal or better" means for this row, in words
-    equal_or_better: Callable[["Comparison"], bool]
+    tolerance: str  # what "equal or better" means for this row, in words
+    equal_or_better: Callable[[Comparison], bool]
 
 
 def sync(device: torch.device) -> None:
@@ -71,7 +71,11 @@ class Pairs(Dataset):
 
 
 def timed_authors_training(
-    build: Callable[[], torch.nn.Module], train: Callable[..., None], *data: torch.Tensor, seed: int, epochs: int,
+    build: Callable[[], torch.nn.Module],
+    train: Callable[..., None],
+    *data: torch.Tensor,
+    seed: int,
+    epochs: int,
     device: torch.device,
 ) -> tuple[torch.nn.Module, float, float]:
     """The authors' side of one seed: PyTorch's global generator seeded with ``seed``, their network built on
@@ -110,8 +114,10 @@ def compare(
             measurement = run(seed)
             results.append(measurement)
             shown = ", ".join(f"{k} {v:.3g}" for k, v in measurement.metrics.items())
-            log(f"    seed {seed} {name:>9}: {shown}; train {measurement.train_seconds:.2f} s "
-                f"(CPU {measurement.train_cpu_seconds:.2f} s)")
+            log(
+                f"    seed {seed} {name:>9}: {shown}; train {measurement.train_seconds:.2f} s "
+                f"(CPU {measurement.train_cpu_seconds:.2f} s)"
+            )
     return authors, companion
 
 
@@ -160,23 +166,37 @@ def _seconds(runs: Sequence[Measurement]) -> str:
 
 def format_rows(rows: Sequence[Comparison]) -> str:
     """The Markdown results table: one line per row and metric, medians with (min, max) over seeds."""
-    header = ["experiment", "metric", "authors' set-up", "companion", "authors' time (s)",
-              "companion time (s)", "speed-up", "as good"]
+    header = [
+        "experiment",
+        "metric",
+        "authors' set-up",
+        "companion",
+        "authors' time (s)",
+        "companion time (s)",
+        "speed-up",
+        "as good",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         ok = "yes" if row.equal_or_better(row) else "no"
         for k, name in enumerate(row.metrics):
             first = k == 0
-            lines.append("| " + " | ".join([
-                row.experiment if first else "",
-                name,
-                _cell(row.authors, name),
-                _cell(row.companion, name),
-                _seconds(row.authors) if first else "",
-                _seconds(row.companion) if first else "",
-                f"{speedup(row):.1f}x" if first else "",
-                ok if first else "",
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        row.experiment if first else "",
+                        name,
+                        _cell(row.authors, name),
+                        _cell(row.companion, name),
+                        _seconds(row.authors) if first else "",
+                        _seconds(row.companion) if first else "",
+                        f"{speedup(row):.1f}x" if first else "",
+                        ok if first else "",
+                    ]
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -201,5 +221,7 @@ def format_verdict(rows: Sequence[Comparison], *, target: float = 5.0) -> str:
             misses.append(f"{row.experiment}: accuracy outside the tolerance ({row.tolerance})")
     if not misses:
         return f"Every row is at least {target:g} times faster in wall-clock time at equal or better accuracy."
-    return (f"Rows short of {target:g} times faster at equal or better accuracy: " + "; ".join(misses) + ". "
-            "Every other row meets both.")
+    return (
+        f"Rows short of {target:g} times faster at equal or better accuracy: " + "; ".join(misses) + ". "
+        "Every other row meets both."
+    )

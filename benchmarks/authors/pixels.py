@@ -50,20 +50,24 @@ def heat_data(*, quick: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(train, test)`` float32 trajectories ``(N, T + 1, 64, 64)``: 5 steps for training, 40 held-out steps for testing."""
     count = 8 if quick else TRAIN_TRAJECTORIES
     train = pde.data.generate_trajectories("heat", trajectories=count, steps=UNROLLED, size=SIZE, alpha=ALPHA, seed=0)
-    test = pde.data.generate_trajectories("heat", trajectories=4 if quick else TEST_TRAJECTORIES, steps=HORIZON,
-                                          size=SIZE, alpha=ALPHA, seed=1)
+    test = pde.data.generate_trajectories(
+        "heat", trajectories=4 if quick else TEST_TRAJECTORIES, steps=HORIZON, size=SIZE, alpha=ALPHA, seed=1
+    )
     return train.to(torch.float32), test.to(torch.float32)
 
 
 # --- the authors' network and training -------------------------------------------------------------
+
 
 class AuthorsHeatNetwork(nn.Module):
     def __init__(self, dt: float) -> None:
         super().__init__()
         self.dt = dt
         self.field = nn.Sequential(
-            nn.Conv2d(1, 2, 5, padding=2, padding_mode="circular", bias=True), nn.ReLU(),
-            nn.Conv2d(2, 1, 5, padding=2, padding_mode="circular", bias=False))
+            nn.Conv2d(1, 2, 5, padding=2, padding_mode="circular", bias=True),
+            nn.ReLU(),
+            nn.Conv2d(2, 1, 5, padding=2, padding_mode="circular", bias=False),
+        )
 
     def forward(self, U: torch.Tensor) -> torch.Tensor:
         for _ in range(SUBSTEPS):
@@ -72,20 +76,25 @@ class AuthorsHeatNetwork(nn.Module):
 
 
 def train_authors(model: nn.Module, trajectories: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(Pairs(trajectories[:, :1], trajectories[:, 1:]), batch_size=32, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        Pairs(trajectories[:, :1], trajectories[:, 1:]),
+        batch_size=32,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     lr = 5e-3
     for max_t in (UNROLLED - 2, UNROLLED - 1, UNROLLED):
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        schedule = torch.optim.lr_scheduler.CyclicLR(optimizer, base_lr=1e-3, max_lr=1e-2, step_size_up=10000,
-                                                     mode="exp_range", cycle_momentum=False)
+        schedule = torch.optim.lr_scheduler.CyclicLR(
+            optimizer, base_lr=1e-3, max_lr=1e-2, step_size_up=10000, mode="exp_range", cycle_momentum=False
+        )
         for _ in range(epochs):
             for inputs, labels in loader:
                 optimizer.zero_grad()
                 U, loss = inputs, 0.0
                 for t in range(max_t):
                     U = model(U)
-                    loss = loss + F.mse_loss(U, labels[:, t:t + 1]) / max_t
+                    loss = loss + F.mse_loss(U, labels[:, t : t + 1]) / max_t
                 loss.backward()
                 optimizer.step()
                 schedule.step()
@@ -119,8 +128,14 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     log(f"  companion trainer: companion.pde.{COMPANION_TRAINER}")
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        model, seconds, cpu = timed_authors_training(lambda: AuthorsHeatNetwork(dt), train_authors, train, seed=seed,
-                                                     epochs=1 if warm else authors_epochs, device=device)
+        model, seconds, cpu = timed_authors_training(
+            lambda: AuthorsHeatNetwork(dt),
+            train_authors,
+            train,
+            seed=seed,
+            epochs=1 if warm else authors_epochs,
+            device=device,
+        )
         if warm:
             return None
         with torch.no_grad():
@@ -131,8 +146,10 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         model = pde.training.make_network("heat", size=SIZE, alpha=ALPHA, substeps=SUBSTEPS, seed=seed).to(device)
         recipe = dict(COMPANION_SETTINGS[COMPANION_TRAINER], seed=seed)
         if quick or warm:
-            recipe = {k: 1 if k in ("epochs", "iterations", "restarts", "restart_iterations") else v
-                      for k, v in recipe.items()}
+            recipe = {
+                k: 1 if k in ("epochs", "iterations", "restarts", "restart_iterations") else v
+                for k, v in recipe.items()
+            }
         _, seconds, cpu = timed(lambda: trainer(model, train, **recipe), device)
         if warm:
             return None
@@ -141,8 +158,10 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
     return Comparison(
         experiment="heat equation from pixels, 102-parameter CNN",
-        metrics=["rE(40)"], lower_is_better=[True],
-        authors=authors_runs, companion=companion_runs,
+        metrics=["rE(40)"],
+        lower_is_better=[True],
+        authors=authors_runs,
+        companion=companion_runs,
         tolerance="median rE(40) on the held-out initial conditions at most the authors' median",
         equal_or_better=lambda row: median_metric(row.companion, "rE(40)") <= median_metric(row.authors, "rE(40)"),
     )

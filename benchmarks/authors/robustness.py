@@ -46,6 +46,7 @@ CHANNELS, BLOCKS, FINAL_TIME, EPSILON = 8, 4, 1.0, 0.5
 
 # --- the authors' network ------------------------------------------------------------------------
 
+
 def _norm_estimate(conv: nn.Conv2d, u: torch.Tensor, iterations: int) -> tuple[float, torch.Tensor]:
     """Power iteration u <- A^T A u / |A^T A u| for the zero-padded 3x3 convolution; returns (|A|, u)."""
     with torch.no_grad():
@@ -65,7 +66,9 @@ class _NonExpansiveBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for _ in range(self.sub_steps):
-            x = x - self.step / self.sub_steps * F.conv_transpose2d(torch.relu(self.conv(x)), self.conv.weight, padding=1)
+            x = x - self.step / self.sub_steps * F.conv_transpose2d(
+                torch.relu(self.conv(x)), self.conv.weight, padding=1
+            )
         return x
 
 
@@ -97,8 +100,9 @@ class AuthorsNonExpansiveNet(nn.Module):
 def train_authors(model: AuthorsNonExpansiveNet, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
     loader = DataLoader(Pairs(x, y), batch_size=512, shuffle=True, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-5)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, div_factor=100, total_steps=epochs * len(loader),
-                                                   pct_start=0.5, anneal_strategy="cos")
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=1e-2, div_factor=100, total_steps=epochs * len(loader), pct_start=0.5, anneal_strategy="cos"
+    )
     model.train()
     for _ in range(epochs):
         for images, labels in loader:
@@ -114,7 +118,10 @@ def train_authors(model: AuthorsNonExpansiveNet, x: torch.Tensor, y: torch.Tenso
 
 # --- the attack (the authors', used on both sides) -------------------------------------------------
 
-def l2_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epsilon: float, steps: int = 100) -> torch.Tensor:
+
+def l2_pgd(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epsilon: float, steps: int = 100
+) -> torch.Tensor:
     """The authors' l2-PGD: normalised-gradient ascent on the cross-entropy from zero, projected on the ball."""
     if epsilon == 0:
         return images
@@ -123,7 +130,7 @@ def l2_pgd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, epsi
     flat = (len(images),) + (1,) * (images.ndim - 1)
     for _ in range(steps):
         loss = F.cross_entropy(model(torch.clamp(images + delta, 0, 1)), labels)
-        grad, = torch.autograd.grad(loss, delta)
+        (grad,) = torch.autograd.grad(loss, delta)
         with torch.no_grad():
             delta += step * grad / grad.flatten(1).norm(dim=1).view(flat)
             delta *= torch.clamp(epsilon / delta.flatten(1).norm(dim=1).view(flat), max=1.0)
@@ -135,8 +142,10 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, st
         with torch.no_grad():
             return float((model(inputs).argmax(1) == labels).float().mean())
 
-    return {"clean accuracy": accuracy(images),
-            f"PGD-{steps} accuracy, eps {EPSILON}": accuracy(l2_pgd(model, images, labels, epsilon=EPSILON, steps=steps))}
+    return {
+        "clean accuracy": accuracy(images),
+        f"PGD-{steps} accuracy, eps {EPSILON}": accuracy(l2_pgd(model, images, labels, epsilon=EPSILON, steps=steps)),
+    }
 
 
 # --- the comparison ------------------------------------------------------------------------------
@@ -155,20 +164,37 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     companion_epochs = 1 if quick else COMPANION_RECIPE["epochs"]
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        model, seconds, cpu = timed_authors_training(AuthorsNonExpansiveNet, train_authors, images_train, y_train,
-                                                     seed=seed, epochs=1 if warm else authors_epochs, device=device)
+        model, seconds, cpu = timed_authors_training(
+            AuthorsNonExpansiveNet,
+            train_authors,
+            images_train,
+            y_train,
+            seed=seed,
+            epochs=1 if warm else authors_epochs,
+            device=device,
+        )
         if warm:
             return None
         metrics, eval_seconds, _ = timed(lambda: evaluate(model, images_test, y_test, steps=steps), device)
-        return Measurement(metrics, seconds, cpu, eval_seconds, parameters=parameter_count(model),
-                           extra={"sub-steps": float(sum(b.sub_steps for b in model.blocks))})
+        return Measurement(
+            metrics,
+            seconds,
+            cpu,
+            eval_seconds,
+            parameters=parameter_count(model),
+            extra={"sub-steps": float(sum(b.sub_steps for b in model.blocks))},
+        )
 
     def companion_side(seed: int, warm: bool = False) -> Measurement | None:
         companion.seed_everything(seed)
         model = companion.lipschitz_classifier(64, 10, **COMPANION_NETWORK).to(device)
         recipe = dict(COMPANION_RECIPE, epochs=1 if warm else companion_epochs)
-        _, seconds, cpu = timed(lambda: companion.fit(model, (x_train, y_train), loss=companion.hinge_loss(1.0), seed=seed,
-                                                 progress=False, **recipe), device)
+        _, seconds, cpu = timed(
+            lambda: companion.fit(
+                model, (x_train, y_train), loss=companion.hinge_loss(1.0), seed=seed, progress=False, **recipe
+            ),
+            device,
+        )
         if warm:
             return None
         metrics, eval_seconds, _ = timed(lambda: evaluate(model, x_test, y_test, steps=steps), device)
@@ -183,9 +209,11 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
 
     return Comparison(
         experiment="digits, non-expansive net vs l2-PGD",
-        metrics=["clean accuracy", robust], lower_is_better=[False, False],
-        authors=authors_runs, companion=companion_runs,
+        metrics=["clean accuracy", robust],
+        lower_is_better=[False, False],
+        authors=authors_runs,
+        companion=companion_runs,
         tolerance="median clean accuracy at least the authors' minus 1 point, median robust accuracy at least the "
-                  "authors'",
+        "authors'",
         equal_or_better=equal_or_better,
     )

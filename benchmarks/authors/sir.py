@@ -46,6 +46,7 @@ LAYERS_PER_BLOCK, HIDDEN = 3, 50
 
 # --- data ----------------------------------------------------------------------------------------
 
+
 def sir_data(count: int = 1000, *, train_fraction: float = 0.9) -> tuple[torch.Tensor, ...]:
     """``(x_train, y_train, x_test, y_test)`` in float64, exactly as the authors generate them."""
     rng = np.random.RandomState(0)
@@ -56,14 +57,19 @@ def sir_data(count: int = 1000, *, train_fraction: float = 0.9) -> tuple[torch.T
         s, i, _ = y
         return [-s * i, s * i - i, i]
 
-    ends = np.stack([solve_ivp(field, (0.0, 1.0), x0, method="RK45", t_eval=[0.0, 1.0], rtol=1e-11, atol=1e-11).y[:, -1]
-                     for x0 in starts])
+    ends = np.stack(
+        [
+            solve_ivp(field, (0.0, 1.0), x0, method="RK45", t_eval=[0.0, 1.0], rtol=1e-11, atol=1e-11).y[:, -1]
+            for x0 in starts
+        ]
+    )
     split = int(train_fraction * count)
     tensors = [torch.from_numpy(a) for a in (starts[:split], ends[:split], starts[split:], ends[split:])]
     return tuple(t.to(torch.float64) for t in tensors)
 
 
 # --- the authors' network ------------------------------------------------------------------------
+
 
 class _SkewBlock(nn.Module):
     """``layers`` Euler steps of x' = 1^T (M(x) - M(x)^T), M's upper triangle from ReLU(B ReLU(Ax + a))."""
@@ -109,7 +115,7 @@ class _Projection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(self.width, dtype=x.dtype, device=x.device)
         pad = torch.zeros(self.in_width - self.width, self.width, dtype=x.dtype, device=x.device)
-        dropped = x[:, self.width:].sum(1, keepdim=True) / self.width
+        dropped = x[:, self.width :].sum(1, keepdim=True) / self.width
         return x @ torch.cat([eye, pad], dim=0) + dropped
 
 
@@ -149,15 +155,20 @@ def train_authors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs:
 
 # --- evaluation ----------------------------------------------------------------------------------
 
+
 def evaluate(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, batch: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
         prediction = model(x_test)
     squared = (prediction - y_test) ** 2
-    return {"test MSE (all 100)": float(squared.mean()), "test MSE (one batch of 32)": float(squared[batch].mean()),
-            "max sum drift": float((prediction.sum(1) - x_test.sum(1)).abs().max())}
+    return {
+        "test MSE (all 100)": float(squared.mean()),
+        "test MSE (one batch of 32)": float(squared[batch].mean()),
+        "max sum drift": float((prediction.sum(1) - x_test.sum(1)).abs().max()),
+    }
 
 
 # --- the comparison ------------------------------------------------------------------------------
+
 
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> Comparison:
     """Both sides on the same data for each seed. ``quick`` trains a few epochs only (for the tests)."""
@@ -166,8 +177,15 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     companion_epochs = 2 if quick else COMPANION_RECIPE["epochs"]
 
     def authors(seed: int, warm: bool = False) -> Measurement | None:
-        model, seconds, cpu = timed_authors_training(authors_network, train_authors, x_train, y_train, seed=seed,
-                                                     epochs=1 if warm else authors_epochs, device=device)
+        model, seconds, cpu = timed_authors_training(
+            authors_network,
+            train_authors,
+            x_train,
+            y_train,
+            seed=seed,
+            epochs=1 if warm else authors_epochs,
+            device=device,
+        )
         if warm:
             return None
         batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
@@ -175,10 +193,15 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
 
     def companion_side(seed: int, warm: bool = False) -> Measurement | None:
         torch.manual_seed(seed)
-        model = mass_preserving_network((*WIDTHS, 3), layers_per_block=LAYERS_PER_BLOCK, hidden=HIDDEN,
-                                        activation="relu").double().to(device)
+        model = (
+            mass_preserving_network((*WIDTHS, 3), layers_per_block=LAYERS_PER_BLOCK, hidden=HIDDEN, activation="relu")
+            .double()
+            .to(device)
+        )
         recipe = dict(COMPANION_RECIPE, epochs=1 if warm else companion_epochs)
-        _, seconds, cpu = timed(lambda: companion.fit(model, (x_train, y_train), seed=seed, progress=False, **recipe), device)
+        _, seconds, cpu = timed(
+            lambda: companion.fit(model, (x_train, y_train), seed=seed, progress=False, **recipe), device
+        )
         if warm:
             return None
         batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
@@ -189,10 +212,12 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         experiment="SIR time-1 map, mass-preserving net",
         metrics=["test MSE (all 100)", "test MSE (one batch of 32)", "max sum drift"],
         lower_is_better=[True, True, True],
-        authors=authors_runs, companion=companion_runs,
+        authors=authors_runs,
+        companion=companion_runs,
         tolerance="median test MSE over all 100 test points at most the authors' median",
-        equal_or_better=lambda row: median_metric(row.companion, "test MSE (all 100)")
-        <= median_metric(row.authors, "test MSE (all 100)"),
+        equal_or_better=lambda row: (
+            median_metric(row.companion, "test MSE (all 100)") <= median_metric(row.authors, "test MSE (all 100)")
+        ),
     )
 
 

@@ -44,8 +44,16 @@ def _row(name: str, model: nn.Module, loss, batch: int, steps: int, repeats: int
     fused = torch.optim.Adam(parameters, lr=1e-6, fused=True)
     backward_ms = _milliseconds(forward_backward, repeats)
     plain_ms, fused_ms = _milliseconds(plain.step, repeats), _milliseconds(fused.step, repeats)
-    return [name, str(batch), str(len(parameters)), f"{backward_ms:.2f}", f"{plain_ms:.2f}", f"{fused_ms:.2f}",
-            f"{steps:,}", f"{steps * (backward_ms + (fused_ms if 'companion' in name else plain_ms)) / 1e3:.1f}"]
+    return [
+        name,
+        str(batch),
+        str(len(parameters)),
+        f"{backward_ms:.2f}",
+        f"{plain_ms:.2f}",
+        f"{fused_ms:.2f}",
+        f"{steps:,}",
+        f"{steps * (backward_ms + (fused_ms if 'companion' in name else plain_ms)) / 1e3:.1f}",
+    ]
 
 
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> str:
@@ -56,26 +64,59 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
     x_sir = torch.rand(64, 3, dtype=torch.float64, device=device)
     y_sir = torch.rand(64, 3, dtype=torch.float64, device=device)
     authors_sir = sir.authors_network().to(device)
-    rows.append(_row("SIR, authors' network", authors_sir, lambda m: F.mse_loss(m(x_sir[:32]), y_sir[:32]), 32,
-                     150 * 29, repeats))
-    companion_sir = mass_preserving_network((*sir.WIDTHS, 3), layers_per_block=sir.LAYERS_PER_BLOCK, hidden=sir.HIDDEN,
-                                            activation="relu").double().to(device)
+    rows.append(
+        _row(
+            "SIR, authors' network", authors_sir, lambda m: F.mse_loss(m(x_sir[:32]), y_sir[:32]), 32, 150 * 29, repeats
+        )
+    )
+    companion_sir = (
+        mass_preserving_network(
+            (*sir.WIDTHS, 3), layers_per_block=sir.LAYERS_PER_BLOCK, hidden=sir.HIDDEN, activation="relu"
+        )
+        .double()
+        .to(device)
+    )
     epochs, batch = sir.COMPANION_RECIPE["epochs"], sir.COMPANION_RECIPE["batch_size"]
-    rows.append(_row("SIR, companion's network", companion_sir, lambda m: F.mse_loss(m(x_sir), y_sir), batch,
-                     epochs * -(-900 // batch), repeats))
+    rows.append(
+        _row(
+            "SIR, companion's network",
+            companion_sir,
+            lambda m: F.mse_loss(m(x_sir), y_sir),
+            batch,
+            epochs * -(-900 // batch),
+            repeats,
+        )
+    )
     x, y = torch.randn(500, 4, device=device), torch.randint(0, 2, (500,), device=device)
     for kind, authors_class in (("ResNet", swiss_roll.AuthorsResNet), ("symplectic", swiss_roll.AuthorsHamiltonianNet)):
         model = authors_class().to(device)
+
         def authors_loss(m):
             return F.binary_cross_entropy_with_logits(m(x[:125]), y[:125].float()) + 1e-4 * m.h * m.smoothness()
 
         rows.append(_row(f"Swiss roll {kind}, authors' network", model, authors_loss, 125, 100 * 32, repeats))
         network, recipe = swiss_roll.COMPANION[kind]
         model = swiss_roll.companion_network(kind, **network).to(device)
-        rows.append(_row(f"Swiss roll {kind}, companion's network", model, lambda m: F.cross_entropy(m(x), y),
-                         recipe["batch_size"], recipe["epochs"] * 4000 // recipe["batch_size"], repeats))
-    header = ["network", "batch", "parameter tensors", "forward + backward (ms)", "Adam, plain (ms)",
-              "Adam, fused (ms)", "optimiser steps in the recipe", "steps x step cost (s)"]
+        rows.append(
+            _row(
+                f"Swiss roll {kind}, companion's network",
+                model,
+                lambda m: F.cross_entropy(m(x), y),
+                recipe["batch_size"],
+                recipe["epochs"] * 4000 // recipe["batch_size"],
+                repeats,
+            )
+        )
+    header = [
+        "network",
+        "batch",
+        "parameter tensors",
+        "forward + backward (ms)",
+        "Adam, plain (ms)",
+        "Adam, fused (ms)",
+        "optimiser steps in the recipe",
+        "steps x step cost (s)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

@@ -53,8 +53,12 @@ def swiss_roll_data(seed: int) -> tuple[torch.Tensor, ...]:
     half = POINTS // 2
     theta = torch.linspace(0, 4 * math.pi - 4 * math.pi / half, half)
     inner, outer = torch.linspace(0, 1, half), torch.linspace(0.2, 1.2, half)
-    plane = torch.cat([torch.stack([inner * torch.cos(theta), inner * torch.sin(theta)], 1),
-                       torch.stack([outer * torch.cos(theta), outer * torch.sin(theta)], 1)])
+    plane = torch.cat(
+        [
+            torch.stack([inner * torch.cos(theta), inner * torch.sin(theta)], 1),
+            torch.stack([outer * torch.cos(theta), outer * torch.sin(theta)], 1),
+        ]
+    )
     labels = torch.cat([torch.ones(half), torch.zeros(half)]).long()
     order = torch.randperm(POINTS, generator=torch.Generator().manual_seed(seed))
     plane, labels = plane[order], labels[order]
@@ -64,6 +68,7 @@ def swiss_roll_data(seed: int) -> tuple[torch.Tensor, ...]:
 
 
 # --- the authors' networks -----------------------------------------------------------------------
+
 
 class AuthorsResNet(nn.Module):
     def __init__(self) -> None:
@@ -82,8 +87,11 @@ class AuthorsResNet(nn.Module):
         total = 0.0
         for layers in (self.first, self.second):
             for j in range(LAYERS - 1):
-                total = total + 0.5 * (layers[j + 1].weight - layers[j].weight).norm() ** 2 \
+                total = (
+                    total
+                    + 0.5 * (layers[j + 1].weight - layers[j].weight).norm() ** 2
                     + 0.5 * (layers[j + 1].bias - layers[j].bias).norm() ** 2
+                )
         return total
 
 
@@ -112,11 +120,13 @@ class AuthorsHamiltonianNet(nn.Module):
 
 
 def train_authors(model, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(Pairs(x, y.float()), batch_size=125, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        Pairs(x, y.float()), batch_size=125, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-2, div_factor=50, total_steps=epochs * len(loader),
-                                                   pct_start=0.4, anneal_strategy="cos")
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=5e-2, div_factor=50, total_steps=epochs * len(loader), pct_start=0.4, anneal_strategy="cos"
+    )
     criterion = nn.BCEWithLogitsLoss()
     for _ in range(epochs):
         for inputs, labels in loader:
@@ -136,10 +146,14 @@ def authors_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
 
 #: Companion's networks and recipes (see the book page): wider fields, a longer time horizon, larger batches.
 COMPANION = {
-    "ResNet": (dict(width=8, hidden=16, final_time=3.0),
-               dict(epochs=80, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
-    "symplectic": (dict(width=8, hidden=16, final_time=3.0),
-                   dict(epochs=50, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle")),
+    "ResNet": (
+        dict(width=8, hidden=16, final_time=3.0),
+        dict(epochs=80, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle"),
+    ),
+    "symplectic": (
+        dict(width=8, hidden=16, final_time=3.0),
+        dict(epochs=50, lr=5e-2, batch_size=500, loss="cross_entropy", schedule="onecycle"),
+    ),
 }
 
 
@@ -159,16 +173,25 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         network, recipe = COMPANION[kind]
         recipe = dict(recipe, epochs=1) if quick else recipe
 
-        def authors(seed: int, warm: bool = False, authors_class=authors_class) -> Measurement | None:
+        def authors(
+            seed: int, warm: bool = False, authors_class=authors_class, authors_epochs=authors_epochs
+        ) -> Measurement | None:
             x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
-            model, seconds, cpu = timed_authors_training(authors_class, train_authors, x, y, seed=seed,
-                                                         epochs=1 if warm else authors_epochs, device=device)
+            model, seconds, cpu = timed_authors_training(
+                authors_class, train_authors, x, y, seed=seed, epochs=1 if warm else authors_epochs, device=device
+            )
             if warm:
                 return None
-            return Measurement({"test accuracy": authors_accuracy(model, x_test, y_test)}, seconds, cpu,
-                               parameters=parameter_count(model))
+            return Measurement(
+                {"test accuracy": authors_accuracy(model, x_test, y_test)},
+                seconds,
+                cpu,
+                parameters=parameter_count(model),
+            )
 
-        def companion_side(seed: int, warm: bool = False, kind=kind, network=network, recipe=recipe) -> Measurement | None:
+        def companion_side(
+            seed: int, warm: bool = False, kind=kind, network=network, recipe=recipe
+        ) -> Measurement | None:
             x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
             torch.manual_seed(seed)
             model = companion_network(kind, **network).to(device)
@@ -176,16 +199,25 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
             _, seconds, cpu = timed(lambda: companion.fit(model, (x, y), seed=seed, progress=False, **settings), device)
             if warm:
                 return None
-            return Measurement({"test accuracy": companion.accuracy(model, x_test, y_test)}, seconds, cpu,
-                               parameters=parameter_count(model))
+            return Measurement(
+                {"test accuracy": companion.accuracy(model, x_test, y_test)},
+                seconds,
+                cpu,
+                parameters=parameter_count(model),
+            )
 
         authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
-        rows.append(Comparison(
-            experiment=f"Swiss roll, 12-layer {kind}",
-            metrics=["test accuracy"], lower_is_better=[False],
-            authors=authors_runs, companion=companion_runs,
-            tolerance="median test accuracy at least the authors' median minus 0.5 points",
-            equal_or_better=lambda row: median_metric(row.companion, "test accuracy")
-            >= median_metric(row.authors, "test accuracy") - 0.005,
-        ))
+        rows.append(
+            Comparison(
+                experiment=f"Swiss roll, 12-layer {kind}",
+                metrics=["test accuracy"],
+                lower_is_better=[False],
+                authors=authors_runs,
+                companion=companion_runs,
+                tolerance="median test accuracy at least the authors' median minus 0.5 points",
+                equal_or_better=lambda row: (
+                    median_metric(row.companion, "test accuracy") >= median_metric(row.authors, "test accuracy") - 0.005
+                ),
+            )
+        )
     return rows

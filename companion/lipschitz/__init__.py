@@ -21,6 +21,7 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023). F. Sherry et al., *Designing stabl
 using convex analysis and ODEs*, Physica D 463 (2024).
 """
 
+from . import attacks, layers, operator_norms, robustness, rounding, switching
 from .attacks import ATTACK_LOSSES, apgd_checkpoints, apgd_l2, pgd_l2
 from .layers import (
     NonExpansiveConvLayer,
@@ -62,17 +63,17 @@ from .switching import (
     switching_lipschitz_bound,
 )
 
+#: Every public name of the subpackage's modules (each module's own ``__all__``), and the modules.
 __all__ = [
-    # operator norms
-    "PADDING_MODES", "dense_operator_norm", "periodic_conv_operator_norm", "conv_operator_norm",
-    "reshaped_kernel_norm", "power_iteration", "conv2d_same", "conv2d_same_adjoint", "conv_power_iteration",
-    # layers
-    "NonExpansiveLayer", "NonExpansiveConvLayer", "NormalizedLinear", "Standardize", "network_lipschitz_bound",
-    "lipschitz_classifier", "SwitchingLayer", "SKEW_LIMIT", "contractive_factor", "switching_lipschitz_bound",
-    "admissible_expansive_step",
-    # attacks and certificates
-    "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES", "ATTACKS", "certified_radius", "network_certified_radius",
-    "certified_accuracy",
-    "rounding_allowance", "hinge_loss", "robust_accuracy", "robustness_curve", "RobustnessReport",
-    "robustness_report", "certificate_check",
+    *operator_norms.__all__,
+    *layers.__all__,
+    *switching.__all__,
+    *attacks.__all__,
+    *robustness.__all__,
+    "attacks",
+    "layers",
+    "operator_norms",
+    "robustness",
+    "rounding",
+    "switching",
 ]

@@ -16,8 +16,8 @@ diverse parameter-free attacks*, ICML (2020).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -114,8 +114,13 @@ def _random_start(inputs: torch.Tensor, eps: torch.Tensor, generator: torch.Gene
 
 
 def _prepare_attack(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float | torch.Tensor,
-    bounds: tuple[float, float] | None, seed: int,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epsilon: float | torch.Tensor,
+    bounds: tuple[float, float] | None,
+    seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[float, float] | None, torch.Generator, torch.Tensor]:
     """The checked radii and box, the generator of the random starts, and the clean logits: returns
     ``(inputs, labels, radii, bounds, generator, logits)`` with the inputs detached and the labels ``long``."""
@@ -170,8 +175,16 @@ def _objective_gradient(
 
 
 def _pgd_run(
-    model: nn.Module, start: torch.Tensor, inputs: torch.Tensor, eps: torch.Tensor, fooled: _Fooled, *,
-    objective: str, steps: int, relative_step: float, bounds: tuple[float, float] | None,
+    model: nn.Module,
+    start: torch.Tensor,
+    inputs: torch.Tensor,
+    eps: torch.Tensor,
+    fooled: _Fooled,
+    *,
+    objective: str,
+    steps: int,
+    relative_step: float,
+    bounds: tuple[float, float] | None,
 ) -> torch.Tensor:
     """One PGD run from ``start``: ``steps + 1`` points checked by ``fooled``, each followed by a projected step of
     ``relative_step * eps`` along the normalised gradient; returns the point after the last step."""
@@ -245,8 +258,9 @@ def pgd_l2(
     losses = _check_losses(loss)
     _check_count(restarts, "restarts")
     relative_step = 2.5 / steps if relative_step is None else check_positive(relative_step, "relative_step")
-    inputs, labels, eps, bounds, generator, logits = _prepare_attack(model, inputs, labels, epsilon=epsilon,
-                                                                     bounds=bounds, seed=seed)
+    inputs, labels, eps, bounds, generator, logits = _prepare_attack(
+        model, inputs, labels, epsilon=epsilon, bounds=bounds, seed=seed
+    )
     fooled = logits.argmax(1) != labels
     best = inputs.detach().clone()
     attacked = eps > 0
@@ -256,8 +270,17 @@ def pgd_l2(
     fooling = _Fooled(y, fooled[attacked].clone(), x.clone())
     for run, objective in ((r, name) for r in range(restarts + 1) for name in losses):
         start = x if run == 0 else _feasible(_random_start(x, radius, generator), x, radius, bounds)
-        candidate = _pgd_run(model, start, x, radius, fooling, objective=objective, steps=steps,
-                             relative_step=relative_step, bounds=bounds)
+        candidate = _pgd_run(
+            model,
+            start,
+            x,
+            radius,
+            fooling,
+            objective=objective,
+            steps=steps,
+            relative_step=relative_step,
+            bounds=bounds,
+        )
     fooling.adversarial[~fooling.found] = candidate.detach()[~fooling.found]
     best[attacked], fooled[attacked] = fooling.adversarial, fooling.found
     return best, fooled
@@ -395,8 +418,9 @@ def apgd_l2(
     check_positive_int(steps, "steps")
     _check_count(restarts, "restarts")
     _check_count(targets, "targets")
-    inputs, labels, eps, bounds, generator, logits = _prepare_attack(model, inputs, labels, epsilon=epsilon,
-                                                                     bounds=bounds, seed=seed)
+    inputs, labels, eps, bounds, generator, logits = _prepare_attack(
+        model, inputs, labels, epsilon=epsilon, bounds=bounds, seed=seed
+    )
     fooled = logits.argmax(1) != labels
     best = inputs.clone()
     n_targets = min(targets, logits.shape[1] - 1)
@@ -409,8 +433,9 @@ def apgd_l2(
             index, target = _apgd_rows(rows, ranked if targeted else None)
             x, radius = inputs[index], eps[index]
             start = x if round_ == 0 else _random_start(x, radius, generator)
-            found, adversarial = _apgd_run(model, x, labels[index], target, radius, steps=steps, bounds=bounds,
-                                           start=start)
+            found, adversarial = _apgd_run(
+                model, x, labels[index], target, radius, steps=steps, bounds=bounds, start=start
+            )
             best[index[found]] = adversarial[found]
             fooled[index[found]] = True
     return best, fooled

@@ -25,17 +25,15 @@ from torch.nn import functional as F
 
 from .._checks import check_choice, check_positive, check_positive_int, check_tensor
 from .._settings import FixedSettings
-from .operator_norms import (
-    PADDING_MODES,
-    conv2d_same,
-    conv2d_same_adjoint,
-    conv_operator_norm,
-    dense_operator_norm,
-)
+from .operator_norms import PADDING_MODES, conv2d_same, conv2d_same_adjoint, conv_operator_norm, dense_operator_norm
 from .switching import SwitchingLayer
 
 __all__ = [
-    "NonExpansiveLayer", "NonExpansiveConvLayer", "NormalizedLinear", "Standardize", "network_lipschitz_bound",
+    "NonExpansiveLayer",
+    "NonExpansiveConvLayer",
+    "NormalizedLinear",
+    "Standardize",
+    "network_lipschitz_bound",
     "lipschitz_classifier",
 ]
 
@@ -111,8 +109,14 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
     _sizes = ("dim", "hidden", "learn_step")
 
     def __init__(
-        self, dim: int, *, hidden: int | None = None, h: float = 1.0, activation: str = "relu",
-        negative_slope: float = 0.01, learn_step: bool = True,
+        self,
+        dim: int,
+        *,
+        hidden: int | None = None,
+        h: float = 1.0,
+        activation: str = "relu",
+        negative_slope: float = 0.01,
+        learn_step: bool = True,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
@@ -165,8 +169,15 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
     _settings = ("padding_mode", "activation", "negative_slope")
 
     def __init__(
-        self, channels: int, *, hidden_channels: int | None = None, kernel_size: int = 3,
-        padding_mode: str = "zeros", h: float = 1.0, activation: str = "relu", negative_slope: float = 0.01,
+        self,
+        channels: int,
+        *,
+        hidden_channels: int | None = None,
+        kernel_size: int = 3,
+        padding_mode: str = "zeros",
+        h: float = 1.0,
+        activation: str = "relu",
+        negative_slope: float = 0.01,
         learn_step: bool = True,
     ) -> None:
         super().__init__()
@@ -239,7 +250,7 @@ class Standardize(nn.Module):
         self.register_load_state_dict_post_hook(Standardize._after_load)
 
     @staticmethod
-    def _after_load(module: "Standardize", incompatible_keys) -> None:
+    def _after_load(module: Standardize, incompatible_keys) -> None:
         module._check_std(module.std)
 
     @staticmethod
@@ -297,7 +308,12 @@ def network_lipschitz_bound(model: nn.Module) -> float:
 
 
 def lipschitz_classifier(
-    in_dim: int, n_classes: int, *, width: int, depth: int, kind: str = "nonexpansive",
+    in_dim: int,
+    n_classes: int,
+    *,
+    width: int,
+    depth: int,
+    kind: str = "nonexpansive",
     preprocessing: nn.Module | None = None,
 ) -> nn.Sequential:
     r"""A classifier ``[preprocessing] -> NormalizedLinear -> depth layers -> NormalizedLinear``.
@@ -332,7 +348,9 @@ def lipschitz_classifier(
     check_choice(kind, "kind", ("nonexpansive", "switching"))
     layer = NonExpansiveLayer if kind == "nonexpansive" else SwitchingLayer
     modules = [] if preprocessing is None else [preprocessing]
-    modules += [NormalizedLinear(in_dim, width), *[layer(width) for _ in range(depth)],
-                NormalizedLinear(width, n_classes)]
+    modules += [
+        NormalizedLinear(in_dim, width),
+        *[layer(width) for _ in range(depth)],
+        NormalizedLinear(width, n_classes),
+    ]
     return nn.Sequential(*modules)
-

@@ -16,7 +16,7 @@ H. Sedghi, V. Gupta, P. M. Long, *The singular values of convolutional layers*, 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -24,8 +24,15 @@ from torch.nn import functional as F
 from .._checks import check_choice, check_positive_int, check_tensor
 
 __all__ = [
-    "PADDING_MODES", "dense_operator_norm", "periodic_conv_operator_norm", "conv_operator_norm",
-    "reshaped_kernel_norm", "power_iteration", "conv2d_same", "conv2d_same_adjoint", "conv_power_iteration",
+    "PADDING_MODES",
+    "dense_operator_norm",
+    "periodic_conv_operator_norm",
+    "conv_operator_norm",
+    "reshaped_kernel_norm",
+    "power_iteration",
+    "conv2d_same",
+    "conv2d_same_adjoint",
+    "conv_power_iteration",
 ]
 
 #: Boundary handling of the convolutions whose adjoint and norm are known exactly.
@@ -245,7 +252,11 @@ def conv2d_same_adjoint(z: torch.Tensor, weight: torch.Tensor, *, padding_mode: 
 
 
 def conv_power_iteration(
-    weight: torch.Tensor, input_size: tuple[int, int], *, padding_mode: str = "zeros", iterations: int = 100,
+    weight: torch.Tensor,
+    input_size: tuple[int, int],
+    *,
+    padding_mode: str = "zeros",
+    iterations: int = 100,
     seed: int = 0,
 ) -> float:
     """Power-iteration estimate of a 'same' convolution's norm at ``input_size`` (see :func:`power_iteration`)."""
@@ -254,5 +265,7 @@ def conv_power_iteration(
     return power_iteration(
         lambda u: conv2d_same(u, weight, padding_mode=padding_mode),
         lambda v: conv2d_same_adjoint(v, weight, padding_mode=padding_mode),
-        example, iterations=iterations, seed=seed,
+        example,
+        iterations=iterations,
+        seed=seed,
     )

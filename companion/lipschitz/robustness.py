@@ -15,8 +15,8 @@ upper bound on the robust accuracy; the certificate is a lower bound. The attack
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -31,13 +31,21 @@ from .._checks import (
     check_tensor,
     dtype_mismatch,
 )
-from .attacks import _check_data, apgd_checkpoints, apgd_l2, pgd_l2
+from .attacks import _check_data, apgd_l2, pgd_l2
 from .rounding import forward_rounding
 
 __all__ = [
-    "certified_radius", "network_certified_radius", "certified_accuracy", "rounding_allowance", "hinge_loss",
-    "pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACKS", "robust_accuracy", "robustness_curve", "RobustnessReport",
-    "robustness_report", "certificate_check",
+    "certified_radius",
+    "network_certified_radius",
+    "certified_accuracy",
+    "rounding_allowance",
+    "hinge_loss",
+    "ATTACKS",
+    "robust_accuracy",
+    "robustness_curve",
+    "RobustnessReport",
+    "robustness_report",
+    "certificate_check",
 ]
 
 #: The attacks that :func:`robust_accuracy` and the functions built on it accept by name.
@@ -57,8 +65,9 @@ def rounding_allowance(dtype: torch.dtype) -> float:
 
 
 def _check_rounding(rounding) -> None:
-    if rounding is not None and (isinstance(rounding, bool) or not isinstance(rounding, (int, float))
-                                 or not 0 <= rounding < 1):
+    if rounding is not None and (
+        isinstance(rounding, bool) or not isinstance(rounding, (int, float)) or not 0 <= rounding < 1
+    ):
         raise ValueError(f"rounding must be a number in [0, 1), got {rounding!r}.")
 
 
@@ -214,7 +223,12 @@ def _check_classes(model, inputs: torch.Tensor, labels: torch.Tensor) -> None:
 
 
 def certified_accuracy(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, lipschitz: float, epsilon: float,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lipschitz: float,
+    epsilon: float,
     rounding: float | None = None,
 ) -> float:
     """Fraction of points classified correctly with :func:`network_certified_radius` > ``epsilon`` (>= 0).
@@ -259,8 +273,13 @@ def _attacked_fraction(model, inputs, labels, *, epsilon, attack: str, options) 
 
 
 def robust_accuracy(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float | torch.Tensor,
-    attack: str = "apgd", **options,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epsilon: float | torch.Tensor,
+    attack: str = "apgd",
+    **options,
 ) -> float:
     """Fraction of points that the attack does not fool at radius ``epsilon`` (the clean accuracy at 0).
 
@@ -280,8 +299,13 @@ def robust_accuracy(
 
 
 def robustness_curve(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, epsilons: Sequence[float], *,
-    attack: str = "apgd", **options,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    epsilons: Sequence[float],
+    *,
+    attack: str = "apgd",
+    **options,
 ) -> list[float]:
     """Robust accuracy at each radius in ``epsilons`` (same attack and options as :func:`robust_accuracy`).
 
@@ -308,13 +332,21 @@ class RobustnessReport:
 
     def __str__(self) -> str:
         cert = "   n/a" if self.certified is None else f"{100 * self.certified:6.1f}"
-        return (f"eps={self.epsilon:.2f}: clean {100 * self.clean:5.1f}%  certified {cert}%  "
-                f"attacked ({self.attack}) {100 * self.attacked:5.1f}%")
+        return (
+            f"eps={self.epsilon:.2f}: clean {100 * self.clean:5.1f}%  certified {cert}%  "
+            f"attacked ({self.attack}) {100 * self.attacked:5.1f}%"
+        )
 
 
 def robustness_report(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, epsilon: float, lipschitz: float | None = None,
-    attack: str = "apgd", **options,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epsilon: float,
+    lipschitz: float | None = None,
+    attack: str = "apgd",
+    **options,
 ) -> RobustnessReport:
     """Clean accuracy, certified accuracy (when a Lipschitz bound is given) and attacked accuracy at ``epsilon``.
 
@@ -332,16 +364,23 @@ def robustness_report(
         logits = call_model(model, inputs)
     check_labels(labels, logits.shape[-1])
     clean = int((logits.argmax(1) == labels).sum()) / len(labels)
-    certified = None if lipschitz is None else certified_accuracy(
-        model, inputs, labels, lipschitz=lipschitz, epsilon=epsilon
+    certified = (
+        None if lipschitz is None else certified_accuracy(model, inputs, labels, lipschitz=lipschitz, epsilon=epsilon)
     )
     attacked = _attacked_fraction(model, inputs, labels, epsilon=epsilon, attack=attack, options=options)
     return RobustnessReport(float(epsilon), clean, certified, attacked, lipschitz, attack)
 
 
 def certificate_check(
-    model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, lipschitz: float, fraction: float = 0.999,
-    rounding: float | None = None, attack: str = "apgd", **options,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lipschitz: float,
+    fraction: float = 0.999,
+    rounding: float | None = None,
+    attack: str = "apgd",
+    **options,
 ) -> tuple[int, int]:
     """Attack every correctly classified point inside ``fraction`` of its :func:`network_certified_radius`.
 

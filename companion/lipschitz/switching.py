@@ -24,7 +24,11 @@ from .._checks import check_positive_int, check_tensor
 from .._settings import FixedSettings
 
 __all__ = [
-    "contractive_factor", "switching_lipschitz_bound", "admissible_expansive_step", "SKEW_LIMIT", "SwitchingLayer",
+    "contractive_factor",
+    "switching_lipschitz_bound",
+    "admissible_expansive_step",
+    "SKEW_LIMIT",
+    "SwitchingLayer",
 ]
 
 
@@ -111,8 +115,7 @@ class SwitchingLayer(FixedSettings, nn.Module):
     _settings = ("contractive_range", "slope", "n_steps")
 
     def __init__(
-        self, dim: int, *, contractive_range: tuple[float, float] = (0.11, 1.89), slope: float = 0.5,
-        n_steps: int = 2,
+        self, dim: int, *, contractive_range: tuple[float, float] = (0.11, 1.89), slope: float = 0.5, n_steps: int = 2
     ) -> None:
         super().__init__()
         self.dim = check_positive_int(dim, "dim")

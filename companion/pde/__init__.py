@@ -3,8 +3,10 @@ r"""Learning PDE dynamics from pixel data with the method of lines (chapter 4).
 A finite-difference stencil is a convolution, so the semi-discrete right-hand side of a PDE is a small CNN and
 an explicit Euler step of it is a residual layer (Celledoni, Jackaman, Murari and Owren, 2025).
 
-- :mod:`companion.pde.networks`: stencils as convolution kernels, :class:`ConvRHS`, the exact CNN of a
-  finite-difference step (:func:`exact_cnn`), :class:`MethodOfLinesNetwork`, rollouts and their metrics;
+- :mod:`companion.pde.stencils`: finite-difference stencils as convolution kernels, the semi-discrete
+  right-hand sides and the stability check of a time step;
+- :mod:`companion.pde.networks`: :class:`ConvRHS`, the exact CNN of a finite-difference step
+  (:func:`exact_cnn`), :class:`MethodOfLinesNetwork`, rollouts and their metrics;
 - :mod:`companion.pde.data`: initial conditions, the pseudo-spectral truth, trajectories, the error splitting;
 - :mod:`companion.pde.patches`: sub-step targets by interpolation in time and local patches of trajectories;
 - :mod:`companion.pde.fitting`: :func:`train_network`, Levenberg--Marquardt on patches with noise injection,
@@ -14,12 +16,12 @@ an explicit Euler step of it is a residual layer (Celledoni, Jackaman, Murari an
 - :mod:`companion.pde.plots`: the chapter's schematics and prediction figures (imported on first use: it needs
   matplotlib).
 
-The names of the first five modules are also attributes of ``companion.pde`` (``companion.pde.rollout``).
+The names of the first six modules are also attributes of ``companion.pde`` (``companion.pde.rollout``).
 """
 
 import importlib
 
-from . import data, fitting, networks, patches, training
+from . import data, fitting, networks, patches, stencils, training
 from .data import (
     default_time_step,
     error_splitting,
@@ -32,25 +34,27 @@ from .data import (
 )
 from .fitting import SCALING_FLOOR, TrainingReport, amplification, levenberg_marquardt, train_network
 from .networks import (
-    BOUNDARIES,
-    EQUATIONS,
     ConvRHS,
     MethodOfLinesNetwork,
+    exact_cnn,
+    impulse_response,
+    method_of_lines,
+    rollout,
+    rollout_metrics,
+    unrolled_loss,
+)
+from .patches import INTERPOLATION_POINTS, patch_field, sample_patches, substep_targets
+from .stencils import (
+    BOUNDARIES,
+    EQUATIONS,
     apply_stencil,
     check_grid,
     check_order,
     check_time_step,
     check_velocity,
-    exact_cnn,
-    impulse_response,
-    method_of_lines,
     rhs,
-    rollout,
-    rollout_metrics,
     stencil,
-    unrolled_loss,
 )
-from .patches import INTERPOLATION_POINTS, patch_field, sample_patches, substep_targets
 from .training import (
     ARCHITECTURES,
     AUTHORS_RELATIVE_ERRORS,
@@ -62,22 +66,20 @@ from .training import (
     train_curriculum,
 )
 
+#: Every public name of the subpackage's modules (each module's own ``__all__``), and the modules.
 __all__ = [
-    # networks
-    "BOUNDARIES", "EQUATIONS", "stencil", "apply_stencil", "check_grid", "check_order", "check_velocity", "rhs",
-    "check_time_step", "ConvRHS", "exact_cnn", "MethodOfLinesNetwork", "method_of_lines", "rollout",
-    "unrolled_loss", "rollout_metrics", "impulse_response",
-    # data
-    "grid_points", "initial_conditions", "default_time_step", "spectral_solution", "generate_trajectories",
-    "semidiscrete_flow", "error_splitting", "stencil_errors",
-    # patches and fitting
-    "INTERPOLATION_POINTS", "substep_targets", "sample_patches", "patch_field",
-    "SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network",
-    # architectures, curriculum, weights
-    "ARCHITECTURES", "PRETRAINED", "AUTHORS_RELATIVE_ERRORS", "make_network", "train_curriculum", "save_network",
-    "load_network", "pretrained_network",
-    # submodules
-    "data", "fitting", "networks", "patches", "training",
+    *stencils.__all__,
+    *networks.__all__,
+    *data.__all__,
+    *patches.__all__,
+    *fitting.__all__,
+    *training.__all__,
+    "data",
+    "fitting",
+    "networks",
+    "patches",
+    "stencils",
+    "training",
 ]
 
 

@@ -9,17 +9,23 @@ finite elements (Firedrake); see the book for why we do not.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
 from ..integrators import RK4, rk_step
-from .networks import EQUATIONS, apply_stencil, check_grid, check_velocity, rhs, stencil
+from .stencils import EQUATIONS, apply_stencil, check_grid, check_velocity, rhs, stencil
 
 __all__ = [
-    "grid_points", "initial_conditions", "default_time_step", "spectral_solution", "generate_trajectories",
-    "semidiscrete_flow", "error_splitting", "stencil_errors",
+    "grid_points",
+    "initial_conditions",
+    "default_time_step",
+    "spectral_solution",
+    "generate_trajectories",
+    "semidiscrete_flow",
+    "error_splitting",
+    "stencil_errors",
 ]
 
 
@@ -31,7 +37,13 @@ def grid_points(size: int, *, dtype: torch.dtype = torch.float64) -> tuple[torch
 
 
 def initial_conditions(
-    count: int, *, size: int = 64, k_max: int = 3, k_min: int = 1, offset: float = 0.0, seed: int = 0,
+    count: int,
+    *,
+    size: int = 64,
+    k_max: int = 3,
+    k_min: int = 1,
+    offset: float = 0.0,
+    seed: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     r""":math:`u_0 = \sin(2\pi k_1(x-s_x))\cos(2\pi k_2(y-s_y)) + \text{offset}`, :math:`k_i` uniform in
@@ -75,8 +87,14 @@ def _wavenumbers(size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Ten
 
 
 def spectral_solution(
-    equation: str, U0: torch.Tensor, *, dt: float, steps: int, alpha: float = 0.01,
-    velocity: Sequence[float] = (1.0, 1.0), substeps: int = 8,
+    equation: str,
+    U0: torch.Tensor,
+    *,
+    dt: float,
+    steps: int,
+    alpha: float = 0.01,
+    velocity: Sequence[float] = (1.0, 1.0),
+    substeps: int = 8,
 ) -> torch.Tensor:
     r"""Pseudo-spectral reference solution on the periodic unit square, shape ``(batch, steps + 1, d, d)``.
 
@@ -129,8 +147,17 @@ def spectral_solution(
 
 
 def generate_trajectories(
-    equation: str, *, trajectories: int, steps: int, size: int = 64, alpha: float = 0.01, dt: float | None = None,
-    k_max: int = 3, velocity: Sequence[float] = (1.0, 1.0), seed: int = 0, dtype: torch.dtype = torch.float64,
+    equation: str,
+    *,
+    trajectories: int,
+    steps: int,
+    size: int = 64,
+    alpha: float = 0.01,
+    dt: float | None = None,
+    k_max: int = 3,
+    velocity: Sequence[float] = (1.0, 1.0),
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Spectral trajectories from :func:`initial_conditions` (offset 1 for advection), shape
     ``(trajectories, steps + 1, d, d)``.
@@ -147,8 +174,14 @@ def generate_trajectories(
     check_positive_int(steps, "steps")
     velocity = check_velocity(velocity)
     dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
-    U0 = initial_conditions(trajectories, size=size, k_max=k_max, offset=1.0 if equation == "advection" else 0.0,
-                            seed=seed, dtype=torch.float64)
+    U0 = initial_conditions(
+        trajectories,
+        size=size,
+        k_max=k_max,
+        offset=1.0 if equation == "advection" else 0.0,
+        seed=seed,
+        dtype=torch.float64,
+    )
     out = spectral_solution(equation, U0, dt=dt, steps=steps, alpha=alpha, velocity=velocity)
     return out.to(dtype)
 
@@ -162,8 +195,16 @@ def semidiscrete_flow(field: Callable, U: torch.Tensor, t: float, *, steps: int 
 
 
 def error_splitting(
-    network: Callable, equation: str, U0: torch.Tensor, U1: torch.Tensor, *, h: float, dt: float, substeps: int,
-    alpha: float = 0.01, reference_steps: int = 64,
+    network: Callable,
+    equation: str,
+    U0: torch.Tensor,
+    U1: torch.Tensor,
+    *,
+    h: float,
+    dt: float,
+    substeps: int,
+    alpha: float = 0.01,
+    reference_steps: int = 64,
 ) -> dict[str, float]:
     r"""The three terms of the one-step error splitting, each relative to :math:`\|U^1\|` (averaged over the batch).
 
@@ -186,8 +227,12 @@ def error_splitting(
     def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         return float(((a - b).flatten(-2).norm(dim=-1) / scale).mean())
 
-    return {"spatial": rel(U1, exact), "temporal": rel(exact, euler), "network": rel(euler, learned),
-            "total": rel(U1, learned)}
+    return {
+        "spatial": rel(U1, exact),
+        "temporal": rel(exact, euler),
+        "network": rel(euler, learned),
+        "total": rel(U1, learned),
+    }
 
 
 def stencil_errors(name: str, sizes: Sequence[int], *, order: int = 2, boundary: str = "periodic") -> list[float]:
@@ -200,8 +245,11 @@ def stencil_errors(name: str, sizes: Sequence[int], *, order: int = 2, boundary:
         x, y = grid_points(size)
         a, b = 2 * math.pi, 4 * math.pi
         u = torch.sin(a * x) * torch.sin(b * y)
-        exact = {"dx": a * torch.cos(a * x) * torch.sin(b * y), "dy": b * torch.sin(a * x) * torch.cos(b * y),
-                 "laplacian": -(a**2 + b**2) * u}[name]
+        exact = {
+            "dx": a * torch.cos(a * x) * torch.sin(b * y),
+            "dy": b * torch.sin(a * x) * torch.cos(b * y),
+            "laplacian": -(a**2 + b**2) * u,
+        }[name]
         approx = apply_stencil(u, stencil(name, h=1.0 / size, order=order), boundary=boundary)
         errors.append(float((approx - exact).abs().max()))
     return errors

@@ -1,7 +1,7 @@
 r"""Second-order training of method-of-lines networks from pixel data, from PyTorch's random initialisation.
 
-A :class:`~companion.pde.MethodOfLinesNetwork` makes ``n`` Euler sub-steps of size :math:`\delta t/n` with a
-field :math:`F_\theta` (a :class:`~companion.pde.ConvRHS`). :func:`train_network` fits :math:`F_\theta` to
+A :class:`~companion.pde.networks.MethodOfLinesNetwork` makes ``n`` Euler sub-steps of size :math:`\delta t/n` with a
+field :math:`F_\theta` (a :class:`~companion.pde.networks.ConvRHS`). :func:`train_network` fits :math:`F_\theta` to
 trajectories of frames :math:`U^0, U^1, \dots` (``(N, T + 1, d, d)``) in four moves:
 
 1. **Sub-step targets.** Interpolating each pixel's time series (Lagrange, 6 or more frames) gives
@@ -28,8 +28,8 @@ held out from the training data, and the best network met is kept. Everything is
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch.func import jacrev, jvp, vmap
@@ -46,8 +46,13 @@ SCALING_FLOOR = 1e-8
 
 
 def levenberg_marquardt(
-    residual: Callable[[torch.Tensor], torch.Tensor], jacobian: Callable[[torch.Tensor], torch.Tensor],
-    vector: torch.Tensor, *, iterations: int, damping: float = 1e-3, max_rejections: int = 12,
+    residual: Callable[[torch.Tensor], torch.Tensor],
+    jacobian: Callable[[torch.Tensor], torch.Tensor],
+    vector: torch.Tensor,
+    *,
+    iterations: int,
+    damping: float = 1e-3,
+    max_rejections: int = 12,
 ) -> tuple[torch.Tensor, list[float]]:
     r"""Minimise :math:`\lVert r(\theta)\rVert^2` by Levenberg-Marquardt steps with Marquardt's scaling.
 
@@ -144,7 +149,7 @@ def amplification(model: Callable, states: torch.Tensor, *, iterations: int = 30
 @dataclass
 class TrainingReport:
     """What :func:`train_network` did (all errors are mean relative errors of rollouts, as in
-    :func:`~companion.pde.rollout_metrics`).
+    :func:`~companion.pde.networks.rollout_metrics`).
 
     Attributes
     ----------
@@ -204,9 +209,15 @@ def _copy_parameters(source: ConvRHS, target: ConvRHS) -> None:
 
 def _float64_copy(field: ConvRHS, device: torch.device) -> ConvRHS:
     """The same field in float64 on ``device``, evaluated by FFT when periodic (faster, same numbers)."""
-    copy = ConvRHS(field.hidden, activation=field.activations, kernel_size=field.kernel_size,
-                   output_bias=field.second.bias is not None, boundary=field.boundary, scale=field.scale,
-                   fft=field.boundary == "periodic").to(device=device, dtype=torch.float64)
+    copy = ConvRHS(
+        field.hidden,
+        activation=field.activations,
+        kernel_size=field.kernel_size,
+        output_bias=field.second.bias is not None,
+        boundary=field.boundary,
+        scale=field.scale,
+        fft=field.boundary == "periodic",
+    ).to(device=device, dtype=torch.float64)
     _copy_parameters(field, copy)
     return copy
 
@@ -276,22 +287,31 @@ class _PatchFit:
 
 
 def _prepare_fit(
-    model: MethodOfLinesNetwork, trajectories: torch.Tensor, validation: torch.Tensor, *, patches: int,
-    noise_damping: float, points: int, generator: torch.Generator,
+    model: MethodOfLinesNetwork,
+    trajectories: torch.Tensor,
+    validation: torch.Tensor,
+    *,
+    patches: int,
+    noise_damping: float,
+    points: int,
+    generator: torch.Generator,
 ) -> _PatchFit:
     """Sub-step targets of the training trajectories, ``patches`` random patches of them and their unit noise."""
     device = trajectories.device
-    work = MethodOfLinesNetwork(_float64_copy(model.field, device), dt=model.dt, substeps=model.substeps,
-                                projected=model.projected)
+    work = MethodOfLinesNetwork(
+        _float64_copy(model.field, device), dt=model.dt, substeps=model.substeps, projected=model.projected
+    )
     validation = validation.to(device=device, dtype=torch.float64)
-    inputs, targets = substep_targets(trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps,
-                                      points=points)
+    inputs, targets = substep_targets(
+        trajectories.to(torch.float64), dt=model.dt, substeps=model.substeps, points=points
+    )
     radius = 2 * (work.field.kernel_size // 2)
-    clean, goal = sample_patches(inputs, targets, count=patches, radius=radius, boundary=work.field.boundary,
-                                 generator=generator)
+    clean, goal = sample_patches(
+        inputs, targets, count=patches, radius=radius, boundary=work.field.boundary, generator=generator
+    )
     eta = torch.randn(clean.shape, generator=generator, dtype=torch.float64).to(device)
     decay = model.substeps * ((1 - noise_damping) ** (1 / model.substeps) - 1) / model.dt
-    norm = (patches ** 0.5) * work.field.scale
+    norm = (patches**0.5) * work.field.scale
     return _PatchFit(work, validation, clean, goal, eta, decay, radius, norm)
 
 
@@ -329,7 +349,12 @@ def _starting_points(fit: _PatchFit, count: int, generator: torch.Generator) -> 
 
 
 def _first_stages(
-    fit: _PatchFit, starts: list[torch.Tensor], *, sigma: float, iterations: int, report: TrainingReport,
+    fit: _PatchFit,
+    starts: list[torch.Tensor],
+    *,
+    sigma: float,
+    iterations: int,
+    report: TrainingReport,
     say: Callable[[str], None],
 ) -> list[_Run]:
     """The short first stage from every starting point, each scored in ``report.restart_errors``."""
@@ -343,8 +368,15 @@ def _first_stages(
 
 
 def _every_stage(
-    fit: _PatchFit, run: _Run, kept: _Kept, report: TrainingReport, *, noise_levels: list[float], iterations: int,
-    restart_iterations: int, say: Callable[[str], None],
+    fit: _PatchFit,
+    run: _Run,
+    kept: _Kept,
+    report: TrainingReport,
+    *,
+    noise_levels: list[float],
+    iterations: int,
+    restart_iterations: int,
+    say: Callable[[str], None],
 ) -> None:
     """Take ``run`` through every noise level (the first stage continued), offering each stage's network to ``kept``."""
     for index, sigma in enumerate(noise_levels):
@@ -354,16 +386,20 @@ def _every_stage(
             run.losses += more[1:]
         run.stage_losses.append(run.losses[-1])
         run.errors.append(fit.score(run.vector))
-        say(f"start {run.restart}, noise {sigma:.0e}: loss {run.stage_losses[-1]:.3e}, "
-            f"validation rE {run.errors[-1]:.3e}")
+        say(
+            f"start {run.restart}, noise {sigma:.0e}: loss {run.stage_losses[-1]:.3e}, "
+            f"validation rE {run.errors[-1]:.3e}"
+        )
         kept.consider(run, index, report)
 
 
 def _check_noise(noise_levels: Sequence[float], noise_damping: float) -> list[float]:
     """The noise levels as a non-empty list of finite numbers >= 0, after checking them and the damping."""
     if isinstance(noise_levels, (int, float, torch.Tensor)):
-        raise TypeError(f"noise_levels must be a sequence of levels, e.g. (1e-3, 1e-4, 1e-5) or ({noise_levels!r},), "
-                        f"got the single number {noise_levels!r}.")
+        raise TypeError(
+            f"noise_levels must be a sequence of levels, e.g. (1e-3, 1e-4, 1e-5) or ({noise_levels!r},), "
+            f"got the single number {noise_levels!r}."
+        )
     noise_levels = list(noise_levels)
     for level in noise_levels:
         if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < float("inf"):
@@ -376,14 +412,16 @@ def _check_noise(noise_levels: Sequence[float], noise_damping: float) -> list[fl
 
 
 def _split_validation(
-    model: MethodOfLinesNetwork, trajectories: torch.Tensor, validation: torch.Tensor | None,
+    model: MethodOfLinesNetwork, trajectories: torch.Tensor, validation: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The training and validation trajectories, checked against the model's grid; without ``validation``, the last
     quarter (at least one) of ``trajectories`` is held out."""
     grid = model.field.grid_size
     if grid is not None and trajectories.shape[-1] != grid:
-        raise ValueError(f"the model is built for a {grid}x{grid} grid, the trajectories are "
-                         f"{trajectories.shape[-1]}x{trajectories.shape[-1]}.")
+        raise ValueError(
+            f"the model is built for a {grid}x{grid} grid, the trajectories are "
+            f"{trajectories.shape[-1]}x{trajectories.shape[-1]}."
+        )
     if validation is None:
         if len(trajectories) < 2:
             raise ValueError("pass validation trajectories, or at least 2 training trajectories to hold one out.")
@@ -391,20 +429,29 @@ def _split_validation(
         return trajectories[:-held], trajectories[-held:]
     _check_trajectories(validation, "validation")
     if validation.shape[-1] != trajectories.shape[-1]:
-        raise ValueError(f"validation trajectories must be on the training grid ({trajectories.shape[-1]}x"
-                         f"{trajectories.shape[-1]}), got {tuple(validation.shape)}.")
+        raise ValueError(
+            f"validation trajectories must be on the training grid ({trajectories.shape[-1]}x"
+            f"{trajectories.shape[-1]}), got {tuple(validation.shape)}."
+        )
     return trajectories, validation
 
 
 def _check_training(
-    model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, counts: dict[str, int], points: int, seed: int,
+    model: MethodOfLinesNetwork,
+    trajectories: torch.Tensor,
+    *,
+    counts: dict[str, int],
+    points: int,
+    seed: int,
     log: Callable[[str], None] | None,
 ) -> None:
     """Refuse a model that is not a method-of-lines network with a ConvRHS field, bad trajectories, non-positive
     ``counts`` (by name), a seed that is not an int or a log that is not callable."""
     if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
-        raise TypeError("model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
-                        f"(e.g. from companion.pde.training.make_network), got {type(model).__name__}.")
+        raise TypeError(
+            "model must be a companion.pde.MethodOfLinesNetwork whose field is a companion.pde.ConvRHS "
+            f"(e.g. from companion.pde.training.make_network), got {type(model).__name__}."
+        )
     check_positive_int(points, "points")
     _check_trajectories(trajectories, min_frames=max(points, 2))
     for name, count in counts.items():
@@ -416,17 +463,27 @@ def _check_training(
 
 
 def train_network(
-    model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, validation: torch.Tensor | None = None,
-    patches: int = 20_000, noise_levels: Sequence[float] = (1e-3, 1e-4, 1e-5), noise_damping: float = 0.5,
-    iterations: int = 20, restarts: int = 8, restart_iterations: int = 8, continued: int = 3,
-    points: int = INTERPOLATION_POINTS, seed: int = 0, log: Callable[[str], None] | None = None,
+    model: MethodOfLinesNetwork,
+    trajectories: torch.Tensor,
+    *,
+    validation: torch.Tensor | None = None,
+    patches: int = 20_000,
+    noise_levels: Sequence[float] = (1e-3, 1e-4, 1e-5),
+    noise_damping: float = 0.5,
+    iterations: int = 20,
+    restarts: int = 8,
+    restart_iterations: int = 8,
+    continued: int = 3,
+    points: int = INTERPOLATION_POINTS,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> TrainingReport:
     r"""Fit the field of ``model`` to pixel trajectories (see the module docstring for the method).
 
     Parameters
     ----------
     model : MethodOfLinesNetwork
-        With a :class:`~companion.pde.ConvRHS` field; trained in place (its dtype and device are kept).
+        With a :class:`~companion.pde.networks.ConvRHS` field; trained in place (its dtype and device are kept).
     trajectories : torch.Tensor
         Training frames ``(N, T + 1, d, d)`` at spacing ``model.dt``, ``T + 1 >= points``.
     validation : torch.Tensor, optional
@@ -466,27 +523,60 @@ def train_network(
     Raises
     ------
     TypeError, ValueError
-        On a model that is not a :class:`~companion.pde.MethodOfLinesNetwork` with a
-        :class:`~companion.pde.ConvRHS` field, trajectories of the wrong shape or grid size, or non-positive
+        On a model that is not a :class:`~companion.pde.networks.MethodOfLinesNetwork` with a
+        :class:`~companion.pde.networks.ConvRHS` field, trajectories of the wrong shape or grid size, or non-positive
         counts, negative noise levels or a damping outside :math:`[0, 1]`.
     """
-    _check_training(model, trajectories, counts=dict(patches=patches, iterations=iterations, restarts=restarts,
-                    restart_iterations=restart_iterations, continued=continued), points=points, seed=seed, log=log)
+    _check_training(
+        model,
+        trajectories,
+        counts=dict(
+            patches=patches,
+            iterations=iterations,
+            restarts=restarts,
+            restart_iterations=restart_iterations,
+            continued=continued,
+        ),
+        points=points,
+        seed=seed,
+        log=log,
+    )
     noise_levels = _check_noise(noise_levels, noise_damping)
     trajectories, validation = _split_validation(model, trajectories, validation)
 
     wall, cpu = time.perf_counter(), time.process_time()
     say = log or (lambda line: None)
     generator = torch.Generator().manual_seed(seed)
-    fit = _prepare_fit(model, trajectories, validation, patches=patches, noise_damping=noise_damping, points=points,
-                       generator=generator)
+    fit = _prepare_fit(
+        model,
+        trajectories,
+        validation,
+        patches=patches,
+        noise_damping=noise_damping,
+        points=points,
+        generator=generator,
+    )
     report = TrainingReport(noise_levels=list(noise_levels))
-    runs = _first_stages(fit, _starting_points(fit, restarts, generator), sigma=noise_levels[0],
-                         iterations=restart_iterations, report=report, say=say)
+    runs = _first_stages(
+        fit,
+        _starting_points(fit, restarts, generator),
+        sigma=noise_levels[0],
+        iterations=restart_iterations,
+        report=report,
+        say=say,
+    )
     kept = _Kept()
     for run in sorted(runs, key=lambda run: report.restart_errors[run.restart])[:continued]:
-        _every_stage(fit, run, kept, report, noise_levels=noise_levels, iterations=iterations,
-                     restart_iterations=restart_iterations, say=say)
+        _every_stage(
+            fit,
+            run,
+            kept,
+            report,
+            noise_levels=noise_levels,
+            iterations=iterations,
+            restart_iterations=restart_iterations,
+            say=say,
+        )
     fit.load(kept.vector)
     _copy_parameters(fit.work.field, model.field)
     report.seconds, report.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu

@@ -1,5 +1,5 @@
 r"""Local patches of pixel trajectories: sub-step targets by interpolation in time, random patches, and a
-:class:`~companion.pde.ConvRHS` evaluated on patches.
+:class:`~companion.pde.networks.ConvRHS` evaluated on patches.
 
 The field of a method-of-lines network at a pixel depends on the image only in a small window (radius
 :math:`2\lfloor k/2\rfloor` for two :math:`k\times k` convolutions), so fitting it to data splits into
@@ -8,7 +8,7 @@ independent residuals on patches; :mod:`companion.pde.fitting` fits them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
@@ -36,14 +36,16 @@ def _lagrange_weights(nodes: Sequence[int], x: float) -> list[float]:
 def _check_trajectories(trajectories: torch.Tensor, name: str = "trajectories", min_frames: int = 2) -> None:
     check_tensor(trajectories, name, ndim=4)
     if trajectories.shape[1] < min_frames or trajectories.shape[-1] != trajectories.shape[-2]:
-        raise ValueError(f"{name} must have shape (N, T + 1, d, d) with at least {min_frames} frames, "
-                         f"got {tuple(trajectories.shape)}.")
+        raise ValueError(
+            f"{name} must have shape (N, T + 1, d, d) with at least {min_frames} frames, "
+            f"got {tuple(trajectories.shape)}."
+        )
     if not bool(torch.isfinite(trajectories).all()):
         raise ValueError(f"{name} contain NaN or infinite values.")
 
 
 def substep_targets(
-    trajectories: torch.Tensor, *, dt: float, substeps: int, points: int = INTERPOLATION_POINTS,
+    trajectories: torch.Tensor, *, dt: float, substeps: int, points: int = INTERPOLATION_POINTS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Inputs :math:`U^j` and sub-step targets :math:`G^j = \tfrac{n}{\delta t}(W^j - U^j)`,
     :math:`W^j = U(t_j + \delta t/n)`.
@@ -93,7 +95,12 @@ def substep_targets(
 
 
 def sample_patches(
-    inputs: torch.Tensor, targets: torch.Tensor, *, count: int, radius: int, boundary: str = "periodic",
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    count: int,
+    radius: int,
+    boundary: str = "periodic",
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` random patches ``(count, 2 radius + 1, 2 radius + 1)`` of ``inputs`` and the targets at their
@@ -107,8 +114,9 @@ def sample_patches(
     check_tensor(inputs, "inputs", ndim=3)
     check_tensor(targets, "targets", ndim=3)
     if inputs.shape != targets.shape:
-        raise ValueError(f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and "
-                         f"{tuple(targets.shape)}.")
+        raise ValueError(
+            f"inputs and targets must have the same shape, got {tuple(inputs.shape)} and {tuple(targets.shape)}."
+        )
     check_positive_int(count, "count")
     if isinstance(radius, bool) or not isinstance(radius, int) or radius < 0:
         raise ValueError(f"radius must be an int >= 0, got {radius!r}.")
@@ -131,20 +139,22 @@ def patch_field(field: ConvRHS, patches: torch.Tensor) -> torch.Tensor:
     Raises
     ------
     TypeError, ValueError
-        On a field that is not a :class:`~companion.pde.ConvRHS` or patches of the wrong size.
+        On a field that is not a :class:`~companion.pde.networks.ConvRHS` or patches of the wrong size.
     """
     if not isinstance(field, ConvRHS):
         raise TypeError(f"field must be a companion.pde.ConvRHS, got {type(field).__name__}.")
     size = 4 * (field.kernel_size // 2) + 1
     check_tensor(patches, "patches", ndim=3)
     if patches.shape[-2:] != (size, size):
-        raise ValueError(f"patches must be (count, {size}, {size}) for kernel_size={field.kernel_size}, "
-                         f"got {tuple(patches.shape)}.")
+        raise ValueError(
+            f"patches must be (count, {size}, {size}) for kernel_size={field.kernel_size}, got {tuple(patches.shape)}."
+        )
     return _patch_values(dict(field.named_parameters()), patches, field.power, field.scale)
 
 
-def _patch_values(weights: dict[str, torch.Tensor], patches: torch.Tensor, power: torch.Tensor,
-                  scale: float) -> torch.Tensor:
+def _patch_values(
+    weights: dict[str, torch.Tensor], patches: torch.Tensor, power: torch.Tensor, scale: float
+) -> torch.Tensor:
     z = torch.relu(F.conv2d(patches[:, None], weights["first.weight"], weights["first.bias"]))
     z = torch.where(power == 2, z * z, z)
     return scale * F.conv2d(z, weights["second.weight"], weights.get("second.bias")).reshape(-1)

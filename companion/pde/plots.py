@@ -19,28 +19,51 @@ from .._checks import check_tensor, import_optional
 import_optional("matplotlib", "plots", "companion.pde.plots draws with matplotlib")
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-from matplotlib.patches import FancyBboxPatch, Rectangle
+from matplotlib.patches import Rectangle
+
+from ..plotting import _box as _schematic_box
 
 __all__ = ["method_of_lines_schematic", "error_splitting_schematic", "prediction_figure"]
 
 _BLUE, _ORANGE, _GREEN, _PINK, _GREY = "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#333333"
 
 
-def _box(ax: plt.Axes, x: float, y: float, text: str, *, color: str, width: float, height: float,
-         size: float = 10) -> None:
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02",
-                                facecolor=mpl.colors.to_rgba(color, 0.12), edgecolor=color, lw=1.4))
-    ax.text(x, y, text, ha="center", va="center", fontsize=size)
+def _box(
+    ax: plt.Axes, x: float, y: float, text: str, *, color: str, width: float, height: float, size: float = 10
+) -> None:
+    _schematic_box(ax, (x, y), text, color=color, width=width, height=height, size=size, lw=1.4)
 
 
-def _arrow(ax: plt.Axes, start, end, *, color: str = _GREY, text: str = "", offset=(0.0, 0.12),
-           size: float = 9, style: str = "-|>", curve: float = 0.0) -> None:
-    ax.annotate("", xy=end, xytext=start,
-                arrowprops=dict(arrowstyle=style, color=color, lw=1.4, shrinkA=0, shrinkB=0,
-                                connectionstyle=f"arc3,rad={curve}"))
+def _arrow(
+    ax: plt.Axes,
+    start,
+    end,
+    *,
+    color: str = _GREY,
+    text: str = "",
+    offset=(0.0, 0.12),
+    size: float = 9,
+    style: str = "-|>",
+    curve: float = 0.0,
+) -> None:
+    ax.annotate(
+        "",
+        xy=end,
+        xytext=start,
+        arrowprops=dict(
+            arrowstyle=style, color=color, lw=1.4, shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={curve}"
+        ),
+    )
     if text:
-        ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], text, ha="center",
-                va="center", fontsize=size, color=color)
+        ax.text(
+            (start[0] + end[0]) / 2 + offset[0],
+            (start[1] + end[1]) / 2 + offset[1],
+            text,
+            ha="center",
+            va="center",
+            fontsize=size,
+            color=color,
+        )
 
 
 def method_of_lines_schematic() -> mpl.figure.Figure:
@@ -77,8 +100,14 @@ def method_of_lines_schematic() -> mpl.figure.Figure:
         for edge in ax.spines.values():
             edge.set_visible(True)
             edge.set_edgecolor(_ORANGE if ax is axes[1] else _GREY)
-    axes[0].annotate("", xy=(-0.08, 0.5), xytext=(1.0, 0.5), xycoords=axes[1].transAxes,
-                     textcoords=axes[0].transAxes, arrowprops=dict(arrowstyle="-|>", color=_ORANGE, lw=1.4))
+    axes[0].annotate(
+        "",
+        xy=(-0.08, 0.5),
+        xytext=(1.0, 0.5),
+        xycoords=axes[1].transAxes,
+        textcoords=axes[0].transAxes,
+        arrowprops=dict(arrowstyle="-|>", color=_ORANGE, lw=1.4),
+    )
 
     ax = axes[2]
     ax.set_xlim(0, 6.2)
@@ -100,8 +129,13 @@ def method_of_lines_schematic() -> mpl.figure.Figure:
     ax.text(4.75, 0.8, r"$\cdots$", ha="center", va="center", fontsize=12)
     _arrow(ax, (4.95, 0.8), (5.3, 0.8))
     ax.text(5.7, 0.8, "$U^{j+1}$", ha="center", va="center", fontsize=12)
-    ax.text(3.1, 0.12, r"$n$ Euler sub-steps: a ResNet, $F_\theta = \mathcal{B}\star\sigma(\mathcal{A}\star U)$",
-            ha="center", fontsize=9)
+    ax.text(
+        3.1,
+        0.12,
+        r"$n$ Euler sub-steps: a ResNet, $F_\theta = \mathcal{B}\star\sigma(\mathcal{A}\star U)$",
+        ha="center",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
@@ -126,26 +160,34 @@ def error_splitting_schematic() -> mpl.figure.Figure:
     ax.plot(*start, "o", color=_GREY)
     ax.text(start[0] - 0.1, start[1] - 0.25, "$U^j$", fontsize=12, ha="center")
     ends = [(4.0, 2.5), (4.25, 1.8), (4.45, 1.15), (4.6, 0.55)]
-    labels = [r"$U^{j+1}$ (truth)", r"$\Phi^{\delta t}_F(U^j)$ (exact flow of $\dot U = F(U)$)",
-              r"$\Psi^{\delta t}_F(U^j)$ (Euler, FD field)", r"$\Psi^{\delta t}_{F_\theta}(U^j)$ (network)"]
+    labels = [
+        r"$U^{j+1}$ (truth)",
+        r"$\Phi^{\delta t}_F(U^j)$ (exact flow of $\dot U = F(U)$)",
+        r"$\Psi^{\delta t}_F(U^j)$ (Euler, FD field)",
+        r"$\Psi^{\delta t}_{F_\theta}(U^j)$ (network)",
+    ]
     colors = [_GREY, _BLUE, _GREEN, _ORANGE]
     for (x, y), label, color, curve in zip(ends, labels, colors, (-0.25, -0.18, -0.1, -0.04)):
-        ax.annotate("", xy=(x, y), xytext=start, arrowprops=dict(arrowstyle="-|>", color=color, lw=1.3,
-                                                                 connectionstyle=f"arc3,rad={curve}"))
+        ax.annotate(
+            "",
+            xy=(x, y),
+            xytext=start,
+            arrowprops=dict(arrowstyle="-|>", color=color, lw=1.3, connectionstyle=f"arc3,rad={curve}"),
+        )
         ax.plot(x, y, "o", color=color, ms=5)
         ax.text(x + 0.15, y, label, fontsize=9, va="center", color=color)
     terms = ["spatial $O(h^2)$", r"temporal $O(\delta t^{r+1})$", "network"]
     for (a, b), term in zip(zip(ends, ends[1:]), terms):
         mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
-        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="<->", color=_PINK, lw=1.2, shrinkA=4,
-                                                        shrinkB=4))
+        ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="<->", color=_PINK, lw=1.2, shrinkA=4, shrinkB=4))
         ax.text(mid[0] - 0.2, mid[1], term, fontsize=9, color=_PINK, ha="right", va="center")
     fig.tight_layout()
     return fig
 
 
-def prediction_figure(truth: torch.Tensor, prediction: torch.Tensor, *, title: str = "",
-                      step: int | None = None) -> mpl.figure.Figure:
+def prediction_figure(
+    truth: torch.Tensor, prediction: torch.Tensor, *, title: str = "", step: int | None = None
+) -> mpl.figure.Figure:
     """Truth, prediction and their difference (own colour scale, its maximum in the title) for one grid.
 
     Parameters
@@ -165,17 +207,21 @@ def prediction_figure(truth: torch.Tensor, prediction: torch.Tensor, *, title: s
     check_tensor(truth, "truth", ndim=2)
     check_tensor(prediction, "prediction", ndim=2)
     if truth.shape != prediction.shape:
-        raise ValueError(f"truth and prediction must have the same shape, got {tuple(truth.shape)} and "
-                         f"{tuple(prediction.shape)}.")
+        raise ValueError(
+            f"truth and prediction must have the same shape, got {tuple(truth.shape)} and {tuple(prediction.shape)}."
+        )
     truth, prediction = truth.detach().cpu().double(), prediction.detach().cpu().double()
     difference = prediction - truth
     at = "" if step is None else f" at {step} dt"
     scale = float(truth.abs().max()) or 1.0
     gap = float(difference.abs().max()) or 1e-300
     fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.5))
-    for ax, image, name, limit in zip(axes, (truth, prediction, difference),
-                                      (f"truth{at}", f"prediction{at}", f"difference (max {gap:.1e})"),
-                                      (scale, scale, gap)):
+    for ax, image, name, limit in zip(
+        axes,
+        (truth, prediction, difference),
+        (f"truth{at}", f"prediction{at}", f"difference (max {gap:.1e})"),
+        (scale, scale, gap),
+    ):
         shown = ax.imshow(image.numpy(), vmin=-limit, vmax=limit, cmap="RdBu_r")
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])

@@ -16,14 +16,20 @@ from typing import Any
 import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
-from .networks import ConvRHS, MethodOfLinesNetwork, check_time_step, exact_cnn, unrolled_loss
-from .data import default_time_step
-
 from ..training import History, fit
+from .data import default_time_step
+from .networks import ConvRHS, MethodOfLinesNetwork, exact_cnn, unrolled_loss
+from .stencils import check_time_step
 
 __all__ = [
-    "ARCHITECTURES", "PRETRAINED", "AUTHORS_RELATIVE_ERRORS", "make_network", "train_curriculum", "save_network",
-    "load_network", "pretrained_network",
+    "ARCHITECTURES",
+    "PRETRAINED",
+    "AUTHORS_RELATIVE_ERRORS",
+    "make_network",
+    "train_curriculum",
+    "save_network",
+    "load_network",
+    "pretrained_network",
 ]
 
 #: The paper's minimal networks: 102 parameters (heat, advection) and 511 (Fisher), 5x5 kernels.
@@ -62,16 +68,26 @@ AUTHORS_RELATIVE_ERRORS = {
 
 
 def make_network(
-    equation: str, *, size: int = 64, alpha: float = 0.01, dt: float | None = None, substeps: int = 3,
-    init: str = "random", noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float32,
-    projected: bool = False, velocity: tuple[float, float] = (1.0, 1.0), fft: bool = False,
+    equation: str,
+    *,
+    size: int = 64,
+    alpha: float = 0.01,
+    dt: float | None = None,
+    substeps: int = 3,
+    init: str = "random",
+    noise: float = 0.0,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    projected: bool = False,
+    velocity: tuple[float, float] = (1.0, 1.0),
+    fft: bool = False,
 ) -> MethodOfLinesNetwork:
-    r"""A :class:`~companion.pde.MethodOfLinesNetwork` with a :class:`~companion.pde.ConvRHS` of the paper's size.
+    r"""A :class:`~companion.pde.networks.MethodOfLinesNetwork` with a :class:`~companion.pde.networks.ConvRHS` of the paper's size.
 
     The field's fixed scale is :math:`\alpha/h^2` (heat, Fisher) or :math:`1/h` (advection), so trained kernels
     are in the units of the stencils; the field is built for ``size x size`` grids and refuses others.
     ``init="random"`` is PyTorch's default initialisation (seeded, the global generator left untouched);
-    ``init="exact"`` starts from :func:`~companion.pde.exact_cnn` and adds Gaussian noise of relative size
+    ``init="exact"`` starts from :func:`~companion.pde.networks.exact_cnn` and adds Gaussian noise of relative size
     ``noise`` (times each tensor's largest entry) to every weight.
 
     Parameters
@@ -93,7 +109,7 @@ def make_network(
     velocity : pair of float
         Advection velocity of the exact CNN (``init="exact"``).
     fft : bool
-        Evaluate the field's circular convolutions by FFT (see :class:`~companion.pde.ConvRHS`).
+        Evaluate the field's circular convolutions by FFT (see :class:`~companion.pde.networks.ConvRHS`).
 
     Raises
     ------
@@ -108,19 +124,29 @@ def make_network(
         raise ValueError(f"noise must be a number >= 0, got {noise!r}.")
     h = 1.0 / size
     dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
-    check_time_step(equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=check_positive_int(substeps, "substeps"))
+    check_time_step(
+        equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=check_positive_int(substeps, "substeps")
+    )
     scale = alpha / h**2 if equation in ("heat", "fisher") else 1.0 / h
     arch = ARCHITECTURES[equation]
     if init == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            field = ConvRHS(arch["hidden"], activation=arch["activation"], output_bias=arch["output_bias"],
-                            scale=scale, grid_size=size, fft=fft)
+            field = ConvRHS(
+                arch["hidden"],
+                activation=arch["activation"],
+                output_bias=arch["output_bias"],
+                scale=scale,
+                grid_size=size,
+                fft=fft,
+            )
     else:
-        field = exact_cnn(equation, h=h, alpha=alpha, velocity=velocity, hidden=arch["hidden"], scale=scale,
-                          grid_size=size)
-        field._configure(activations=field.activations, boundary=field.boundary, scale=field.scale,
-                         grid_size=size, fft=fft)
+        field = exact_cnn(
+            equation, h=h, alpha=alpha, velocity=velocity, hidden=arch["hidden"], scale=scale, grid_size=size
+        )
+        field._configure(
+            activations=field.activations, boundary=field.boundary, scale=field.scale, grid_size=size, fft=fft
+        )
         generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for p in field.parameters():
@@ -129,8 +155,15 @@ def make_network(
 
 
 def train_curriculum(
-    model: MethodOfLinesNetwork, trajectories: torch.Tensor, *, stages: tuple[int, ...] = (3, 4, 5), epochs: int = 10,
-    lr: float = 5e-3, batch_size: int = 32, seed: int = 0, progress: bool = False,
+    model: MethodOfLinesNetwork,
+    trajectories: torch.Tensor,
+    *,
+    stages: tuple[int, ...] = (3, 4, 5),
+    epochs: int = 10,
+    lr: float = 5e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = False,
 ) -> list[History]:
     r"""The paper's recipe: for each stage ``t`` in ``stages`` call :func:`companion.training.fit` with the
     unrolled loss over the first ``t`` steps, Adam with cosine decay from ``lr / 2**stage_index``.
@@ -148,25 +181,44 @@ def train_curriculum(
         If the trajectories are too short for the stages.
     """
     if trajectories.ndim != 4 or trajectories.shape[1] <= max(stages):
-        raise ValueError(f"trajectories must have shape (N, T + 1, d, d) with T >= {max(stages)}, "
-                         f"got {tuple(trajectories.shape)}.")
+        raise ValueError(
+            f"trajectories must have shape (N, T + 1, d, d) with T >= {max(stages)}, got {tuple(trajectories.shape)}."
+        )
     histories = []
     for i, steps in enumerate(stages):
         data = (trajectories[:, 0], trajectories[:, 1 : steps + 1])
-        histories.append(fit(model, data, loss=unrolled_loss, epochs=epochs, lr=lr / 2**i, batch_size=batch_size,
-                             schedule="cosine", seed=seed + i, progress=progress))
+        histories.append(
+            fit(
+                model,
+                data,
+                loss=unrolled_loss,
+                epochs=epochs,
+                lr=lr / 2**i,
+                batch_size=batch_size,
+                schedule="cosine",
+                seed=seed + i,
+                progress=progress,
+            )
+        )
     return histories
 
 
-def save_network(path: str | Path, model: MethodOfLinesNetwork, *, equation: str, size: int, alpha: float,
-                 metadata: dict[str, Any] | None = None) -> None:
+def save_network(
+    path: str | Path,
+    model: MethodOfLinesNetwork,
+    *,
+    equation: str,
+    size: int,
+    alpha: float,
+    metadata: dict[str, Any] | None = None,
+) -> None:
     """Save the field's weights and settings with what is needed to rebuild the network, and ``metadata``.
 
     Raises
     ------
     TypeError, ValueError
-        On a model that is not a :class:`~companion.pde.MethodOfLinesNetwork` with a
-        :class:`~companion.pde.ConvRHS` field, an unknown equation, settings that do not match the model (its
+        On a model that is not a :class:`~companion.pde.networks.MethodOfLinesNetwork` with a
+        :class:`~companion.pde.networks.ConvRHS` field, an unknown equation, settings that do not match the model (its
         architecture, grid size or scale), or metadata that are not plain Python values.
     """
     if not isinstance(model, MethodOfLinesNetwork) or not isinstance(model.field, ConvRHS):
@@ -176,44 +228,61 @@ def save_network(path: str | Path, model: MethodOfLinesNetwork, *, equation: str
     check_positive(alpha, "alpha")
     field, arch = model.field, ARCHITECTURES[equation]
     if field.hidden != arch["hidden"] or (field.second.bias is not None) != arch["output_bias"]:
-        raise ValueError(f"the model's field ({field.hidden} channels) is not the {equation} architecture "
-                         f"({arch['hidden']} channels); pass the equation the network was made for.")
+        raise ValueError(
+            f"the model's field ({field.hidden} channels) is not the {equation} architecture "
+            f"({arch['hidden']} channels); pass the equation the network was made for."
+        )
     if field.grid_size is not None and field.grid_size != size:
         raise ValueError(f"size={size}, but the model is built for a {field.grid_size}x{field.grid_size} grid.")
     scale = alpha * size**2 if equation in ("heat", "fisher") else float(size)
     if abs(field.scale - scale) > 1e-9 * scale:
-        raise ValueError(f"the model's scale {field.scale:g} does not match {equation} with size={size}, "
-                         f"alpha={alpha} (expected {scale:g}); pass the settings the network was made with.")
+        raise ValueError(
+            f"the model's scale {field.scale:g} does not match {equation} with size={size}, "
+            f"alpha={alpha} (expected {scale:g}); pass the settings the network was made with."
+        )
     try:
         json.dumps(metadata or {})
     except TypeError as error:
         raise TypeError(f"metadata must hold plain Python values (numbers, strings, lists, dicts): {error}.") from None
-    config = dict(equation=equation, size=size, alpha=alpha, dt=model.dt, substeps=model.substeps,
-                  projected=model.projected)
-    state = {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v)
-             for k, v in model.field.state_dict().items()}
+    config = dict(
+        equation=equation, size=size, alpha=alpha, dt=model.dt, substeps=model.substeps, projected=model.projected
+    )
+    state = {
+        k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in model.field.state_dict().items()
+    }
     torch.save({"config": config, "state_dict": state, "metadata": metadata or {}}, path)
 
 
-def load_network(path: str | Path, *, dtype: torch.dtype = torch.float32,
-                 fft: bool = False) -> tuple[MethodOfLinesNetwork, dict]:
+def load_network(
+    path: str | Path, *, dtype: torch.dtype = torch.float32, fft: bool = False
+) -> tuple[MethodOfLinesNetwork, dict]:
     """Rebuild a network saved by :func:`save_network`; returns ``(network, metadata)`` (the metadata include
     the configuration: equation, size, alpha, dt, substeps, projected). ``fft=True`` evaluates the field's
     circular convolutions by FFT (same numbers to rounding, faster on a CPU in float64)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     c = blob["config"]
-    model = make_network(c["equation"], size=c["size"], alpha=c["alpha"], dt=c["dt"], substeps=c["substeps"],
-                         projected=c.get("projected", False), dtype=dtype)
-    model.field.load_state_dict({k: (v.to(dtype) if isinstance(v, torch.Tensor) else v)
-                                 for k, v in blob["state_dict"].items()})
+    model = make_network(
+        c["equation"],
+        size=c["size"],
+        alpha=c["alpha"],
+        dt=c["dt"],
+        substeps=c["substeps"],
+        projected=c.get("projected", False),
+        dtype=dtype,
+    )
+    model.field.load_state_dict(
+        {k: (v.to(dtype) if isinstance(v, torch.Tensor) else v) for k, v in blob["state_dict"].items()}
+    )
     field = model.field
-    field._configure(activations=field.activations, boundary=field.boundary, scale=field.scale,
-                     grid_size=field.grid_size, fft=fft)
+    field._configure(
+        activations=field.activations, boundary=field.boundary, scale=field.scale, grid_size=field.grid_size, fft=fft
+    )
     return model, dict(blob["metadata"], **c)
 
 
-def pretrained_network(equation: str, *, variant: str = "random", dtype: torch.dtype = torch.float32,
-                       fft: bool = False):
+def pretrained_network(
+    equation: str, *, variant: str = "random", dtype: torch.dtype = torch.float32, fft: bool = False
+):
     """The shipped weights ``companion/pde/weights/{equation}_{variant}.pt``; returns ``(network, metadata)``.
 
     The variants are listed in :data:`PRETRAINED`; the metadata record how each was trained (seed, data,

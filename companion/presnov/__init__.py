@@ -9,10 +9,11 @@ Every smooth vector field is the sum of a gradient field and a sphere-preserving
   error against depth, and the splitting argument of the universal-approximation proof made numerical
   (chapter 3).
 
-The layers themselves (:class:`~companion.GradientLayer`, :class:`~companion.SpherePreservingLayer`) are in
+The layers themselves (:class:`~companion.layers.GradientLayer`, :class:`~companion.layers.SpherePreservingLayer`) are in
 :mod:`companion.layers`, beside the other flow layers.
 """
 
+from . import approximation, decomposition
 from .approximation import DepthStudy, depth_study, gradient_network, gradient_norms_by_layer, presnov_sizes
 from .decomposition import (
     SPLITTING_SCHEMES,
@@ -25,8 +26,5 @@ from .decomposition import (
     splitting_flow,
 )
 
-__all__ = [
-    "gauss_legendre", "potential", "decompose", "presnov_parts", "skew_matrix", "splitting_flow",
-    "splitting_errors", "SPLITTING_SCHEMES",
-    "presnov_sizes", "gradient_network", "DepthStudy", "depth_study", "gradient_norms_by_layer",
-]
+#: Every public name of the subpackage's modules (each module's own ``__all__``), and the modules.
+__all__ = [*decomposition.__all__, *approximation.__all__, "approximation", "decomposition"]

@@ -11,16 +11,16 @@ the gradient of a loss is spread over the layers of a deep network.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .._checks import check_callable, check_positive, check_positive_int, check_tensor
 from ..layers import FlowNetwork, GradientLayer
-from .decomposition import decompose
 from ..training import fit
+from .decomposition import decompose
 
 __all__ = ["presnov_sizes", "gradient_network", "DepthStudy", "depth_study", "gradient_norms_by_layer"]
 
@@ -34,7 +34,7 @@ def presnov_sizes(
               \Big(\tfrac1N\sum_i \lVert X_S(x_i)\rVert^2\Big)^{1/2},
 
     with :math:`F = \nabla V + X_S` the Presnov decomposition computed by
-    :func:`~companion.presnov.decompose` (``nodes`` Gauss--Legendre nodes).
+    :func:`~companion.presnov.decomposition.decompose` (``nodes`` Gauss--Legendre nodes).
 
     Parameters
     ----------
@@ -97,8 +97,9 @@ def gradient_network(
         On a bad size, depth or step (see :class:`~companion.layers.GradientLayer`).
     """
     check_positive_int(depth, "depth")
-    layers = [GradientLayer(dim, hidden=hidden, h=h, activation=activation, learn_step=learn_step)
-              for _ in range(depth)]
+    layers = [
+        GradientLayer(dim, hidden=hidden, h=h, activation=activation, learn_step=learn_step) for _ in range(depth)
+    ]
     return FlowNetwork(layers, in_dim=dim, width=dim, out_dim=dim)
 
 
@@ -118,8 +119,16 @@ class DepthStudy:
         for family, errors in self.errors.items():
             for row, depth in enumerate(self.depths):
                 values = errors[row]
-                rows.append((family, depth, self.parameters[family][row], float(values.mean()),
-                             float(values.min()), float(values.max())))
+                rows.append(
+                    (
+                        family,
+                        depth,
+                        self.parameters[family][row],
+                        float(values.mean()),
+                        float(values.min()),
+                        float(values.max()),
+                    )
+                )
         return rows
 
 
@@ -188,8 +197,16 @@ def depth_study(
             for column, seed in enumerate(seeds):
                 torch.manual_seed(seed)
                 model = build(depth).to(test_inputs.device, test_inputs.dtype)
-                fit(model, train, epochs=epochs, lr=lr, batch_size=batch_size, schedule="cosine", seed=seed,
-                    progress=False)
+                fit(
+                    model,
+                    train,
+                    epochs=epochs,
+                    lr=lr,
+                    batch_size=batch_size,
+                    schedule="cosine",
+                    seed=seed,
+                    progress=False,
+                )
                 with torch.no_grad():
                     errors[row, column] = float(nn.functional.mse_loss(model(test_inputs), test_targets))
             study.parameters[family].append(sum(p.numel() for p in model.parameters()))
@@ -243,7 +260,7 @@ def gradient_norms_by_layer(
     grads = torch.autograd.grad(value, flat, allow_unused=True)
     norms, index = [], 0
     for group in parameters:
-        squares = sum(float(g.pow(2).sum()) for g in grads[index:index + len(group)] if g is not None)
-        norms.append(squares ** 0.5)
+        squares = sum(float(g.pow(2).sum()) for g in grads[index : index + len(group)] if g is not None)
+        norms.append(squares**0.5)
         index += len(group)
     return norms

@@ -20,8 +20,8 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023), A3071--A3094.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -304,7 +304,9 @@ def skew_matrix(x: torch.Tensor, sphere_part: torch.Tensor) -> torch.Tensor:
     check_tensor(x, "x", ndim=2)
     check_tensor(sphere_part, "sphere_part", ndim=2, last_dim=x.shape[-1])
     if sphere_part.shape != x.shape:
-        raise ValueError(f"x and sphere_part must have the same shape, got {tuple(x.shape)} and {tuple(sphere_part.shape)}.")
+        raise ValueError(
+            f"x and sphere_part must have the same shape, got {tuple(x.shape)} and {tuple(sphere_part.shape)}."
+        )
     outer = sphere_part.unsqueeze(-1) * x.unsqueeze(-2)
     norm2 = (x * x).sum(-1)
     scale = torch.where(norm2 > 0, 1.0 / norm2.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(norm2))

@@ -43,6 +43,7 @@ def shear_schematic(*, lines: int = 7, samples: int = 200) -> mpl.figure.Figure:
     -------
     matplotlib.figure.Figure
     """
+
     def shear_x(points: np.ndarray) -> np.ndarray:
         return np.stack([points[:, 0] + 0.25 * np.sin(2 * np.pi * points[:, 1]), points[:, 1]], 1)
 
@@ -51,18 +52,24 @@ def shear_schematic(*, lines: int = 7, samples: int = 200) -> mpl.figure.Figure:
 
     t = np.linspace(0.0, 1.0, samples)
     levels = np.linspace(0.0, 1.0, lines)
-    grid = [np.stack([np.full_like(t, c), t], 1) for c in levels] + [np.stack([t, np.full_like(t, c)], 1) for c in levels]
+    grid = [np.stack([np.full_like(t, c), t], 1) for c in levels] + [
+        np.stack([t, np.full_like(t, c)], 1) for c in levels
+    ]
     low, high = levels[2], levels[3]
     edge = np.linspace(0.0, 1.0, samples)[:-1]
-    cell = np.concatenate([
-        np.stack([low + (high - low) * edge, np.full_like(edge, low)], 1),
-        np.stack([np.full_like(edge, high), low + (high - low) * edge], 1),
-        np.stack([high - (high - low) * edge, np.full_like(edge, high)], 1),
-        np.stack([np.full_like(edge, low), high - (high - low) * edge], 1),
-    ])
-    stages = [("grid in $(x, v)$", lambda p: p),
-              (r"shear 1: $x \leftarrow x + g(v)$", shear_x),
-              (r"shear 2: $v \leftarrow v + k(x)$", lambda p: shear_v(shear_x(p)))]
+    cell = np.concatenate(
+        [
+            np.stack([low + (high - low) * edge, np.full_like(edge, low)], 1),
+            np.stack([np.full_like(edge, high), low + (high - low) * edge], 1),
+            np.stack([high - (high - low) * edge, np.full_like(edge, high)], 1),
+            np.stack([np.full_like(edge, low), high - (high - low) * edge], 1),
+        ]
+    )
+    stages = [
+        ("grid in $(x, v)$", lambda p: p),
+        (r"shear 1: $x \leftarrow x + g(v)$", shear_x),
+        (r"shear 2: $v \leftarrow v + k(x)$", lambda p: shear_v(shear_x(p))),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), sharex=True, sharey=True)
     for ax, (title, transform) in zip(axes, stages):
         for line in grid:
@@ -74,10 +81,25 @@ def shear_schematic(*, lines: int = 7, samples: int = 200) -> mpl.figure.Figure:
         ax.set_aspect("equal")
         ax.set_axis_off()
     for left, right in zip(axes[:-1], axes[1:]):
-        arrow = mpl.patches.ConnectionPatch((1.02, 0.5), (-0.02, 0.5), "axes fraction", "axes fraction",
-                                            axesA=left, axesB=right, arrowstyle="-|>", color="#333333", lw=1.5)
+        arrow = mpl.patches.ConnectionPatch(
+            (1.02, 0.5),
+            (-0.02, 0.5),
+            "axes fraction",
+            "axes fraction",
+            axesA=left,
+            axesB=right,
+            arrowstyle="-|>",
+            color="#333333",
+            lw=1.5,
+        )
         fig.add_artist(arrow)
-    fig.text(0.5, 0.01, r"each shear has a unit-triangular Jacobian, so $\det J = 1$ for the composition; "
-             r"in 3-D: one shear per coordinate block", ha="center", fontsize=10)
+    fig.text(
+        0.5,
+        0.01,
+        r"each shear has a unit-triangular Jacobian, so $\det J = 1$ for the composition; "
+        r"in 3-D: one shear per coordinate block",
+        ha="center",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
