@@ -23,6 +23,7 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023), A3071--A3094.
 
 import importlib
 
+from . import mass, positive, symplectic, volume
 from .mass import MassLift, MassPreservingLayer, MassProjection, mass_preserving_network
 from .positive import (
     EXPONENTIAL_EXIT,
@@ -34,10 +35,16 @@ from .positive import (
 from .symplectic import SymplecticLayer
 from .volume import VolumePreservingLayer, enclosed_volume, sphere_mesh
 
+#: Every public name of the subpackage's modules (each module's own ``__all__``), and the modules.
 __all__ = [
-    "SymplecticLayer", "VolumePreservingLayer", "MassPreservingLayer", "MassLift", "MassProjection",
-    "mass_preserving_network", "PositiveMassPreservingLayer", "CompartmentalField", "EXPONENTIAL_EXIT",
-    "exponential_exit_step", "positive_mass_network", "sphere_mesh", "enclosed_volume",
+    *symplectic.__all__,
+    *volume.__all__,
+    *mass.__all__,
+    *positive.__all__,
+    "mass",
+    "positive",
+    "symplectic",
+    "volume",
 ]
 
 
