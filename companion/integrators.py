@@ -12,13 +12,15 @@ E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, 2nd ed., Spr
 
 from __future__ import annotations
 
-import math
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from ._checks import check_callable, check_positive, check_positive_int, check_tensor
+from ._checks import check_callable, check_positive_int, check_tensor, check_times, explain_field_calls
+from ._checks import check_step as _check_step
+from ._checks import start_time as _start_time
 
 __all__ = [
     "ButcherTableau",
@@ -51,6 +53,33 @@ Field = Callable[[torch.Tensor], torch.Tensor]
 Step = float | torch.Tensor
 
 
+Plan = tuple[tuple[int, int, tuple[int, ...]], ...]
+
+
+def _plan(a: tuple[tuple[float, ...], ...], b: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[Plan, ...], Plan]:
+    r"""The stage loop's plan of a tableau: its distinct non-zero coefficients, and each combination by them.
+
+    A combination :math:`\sum_j c_j k_j` becomes groups ``(v, first, rest)``, one per distinct value
+    ``values[v]`` of the non-zero :math:`c_j`, meaning ``values[v] * (k[first] + k[rest[0]] + ...)``: the zeros of
+    sparse tableaus are skipped, and equal weights share one product (RK4's 1/6, 1/3, 1/3, 1/6 cost two).
+    """
+    values: list[float] = []
+
+    def groups(coefficients: tuple[float, ...]) -> Plan:
+        indices: dict[float, list[int]] = {}
+        for j, coefficient in enumerate(coefficients):
+            if coefficient != 0.0:
+                indices.setdefault(coefficient, []).append(j)
+        for coefficient in indices:
+            if coefficient not in values:
+                values.append(coefficient)
+        return tuple((values.index(c), js[0], tuple(js[1:])) for c, js in indices.items())
+
+    stages = tuple(groups(row) for row in a)
+    weights = groups(b)
+    return tuple(values), stages, weights
+
+
 @dataclass(frozen=True)
 class ButcherTableau:
     r"""An explicit Runge--Kutta method given by its Butcher tableau.
@@ -77,7 +106,8 @@ class ButcherTableau:
     Raises
     ------
     ValueError
-        If the tableau is not explicit, the weights do not sum to one or the order is not positive.
+        If the tableau is not explicit, the weights do not sum to one, the order is not positive, or ``preserves``
+        names a property no explicit Runge--Kutta method keeps (symplecticity, volume, norm, positivity).
     """
 
     name: str
@@ -93,14 +123,23 @@ class ButcherTableau:
             raise ValueError(f"{self.name}: a must have one row per weight in b ({stages}), got {len(self.a)} rows.")
         for i, row in enumerate(self.a):
             if len(row) != i:
-                raise ValueError(f"{self.name}: explicit methods need row {i} of a to have {i} entries, got {len(row)}.")
+                raise ValueError(
+                    f"{self.name}: explicit methods need row {i} of a to have {i} entries, got {len(row)}."
+                )
         if abs(sum(self.b) - 1.0) > 1e-12:
             raise ValueError(f"{self.name}: the weights b must sum to 1 (consistency), got {sum(self.b)}.")
         check_positive_int(self.order, "order")
-        # Non-zero coefficients only: the stage loop skips the zeros of sparse tableaus such as RK4.
-        sparse = tuple(tuple((j, aij) for j, aij in enumerate(row) if aij != 0.0) for row in self.a)
-        object.__setattr__(self, "_stage_terms", sparse)
-        object.__setattr__(self, "_weight_terms", tuple((i, bi) for i, bi in enumerate(self.b) if bi != 0.0))
+        impossible = sorted(set(self.preserves) & _NOT_KEPT_BY_RUNGE_KUTTA)
+        if impossible:
+            raise ValueError(
+                f"{self.name}: no explicit Runge-Kutta method keeps {', '.join(impossible)} for every step size, got "
+                f"preserves={set(self.preserves)}; declare what the method keeps (the default "
+                "frozenset({'linear_invariants'}) holds for every explicit Runge-Kutta method)."
+            )
+        values, stage_plans, weight_plan = _plan(self.a, self.b)
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_stage_plans", stage_plans)
+        object.__setattr__(self, "_weight_plan", weight_plan)
         object.__setattr__(self, "_nodes", tuple(sum(row) for row in self.a))
 
     @property
@@ -115,6 +154,9 @@ class ButcherTableau:
 
     def __repr__(self) -> str:
         return f"ButcherTableau({self.key or self.name!r}, stages={self.stages}, order={self.order})"
+
+    def __reduce_ex__(self, protocol):
+        return _reduce_method(self, protocol)
 
 
 @dataclass(frozen=True)
@@ -146,6 +188,21 @@ class GeometricMethod:
     def __repr__(self) -> str:
         return f"GeometricMethod({self.key!r}, order={self.order})"
 
+    def __reduce_ex__(self, protocol):
+        return _reduce_method(self, protocol)
+
+
+#: Properties that no explicit Runge--Kutta method keeps for every step size (a tableau declaring one is refused).
+_NOT_KEPT_BY_RUNGE_KUTTA = frozenset({"symplecticity", "volume", "norm", "positivity"})
+
+
+def _reduce_method(method, protocol):
+    """Copy, pickle and save a registered method by its key (``deepcopy``, ``pickle`` and ``torch.save`` give back
+    the registry's own object, so a copied layer runs the method of the original), any other by its content."""
+    if METHODS.get(method.key) == method:
+        return (get_method, (method.key,))
+    return object.__reduce_ex__(method, protocol)
+
 
 EULER = ButcherTableau("explicit Euler", a=((),), b=(1.0,), order=1, key="euler")
 MIDPOINT = ButcherTableau("explicit midpoint", a=((), (0.5,)), b=(0.0, 1.0), order=2, key="midpoint")
@@ -163,11 +220,7 @@ RK4 = ButcherTableau(
 #: Kutta's 3/8 rule: fourth order like RK4, with a smaller error constant. It is the method behind
 #: ``torchdiffeq.odeint(method="rk4")``.
 RK38 = ButcherTableau(
-    "3/8 rule",
-    a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)),
-    b=(1 / 8, 3 / 8, 3 / 8, 1 / 8),
-    order=4,
-    key="rk38",
+    "3/8 rule", a=((), (1 / 3,), (-1 / 3, 1.0), (1.0, -1.0, 1.0)), b=(1 / 8, 3 / 8, 3 / 8, 1 / 8), order=4, key="rk38"
 )
 TABLEAUS: dict[str, ButcherTableau] = {t.key: t for t in (EULER, MIDPOINT, HEUN, KUTTA3, RK4, RK38)}
 
@@ -184,7 +237,8 @@ EXPONENTIAL_EXIT = GeometricMethod("exponential_exit", "exponential exit step", 
 
 #: Every method by its key: the names accepted wherever a ``method`` (or ``tableau``) is asked for.
 METHODS: dict[str, ButcherTableau | GeometricMethod] = {
-    **TABLEAUS, **{m.key: m for m in (SYMPLECTIC_EULER, STORMER_VERLET, CAYLEY, EXP, ROTATION, EXPONENTIAL_EXIT)}
+    **TABLEAUS,
+    **{m.key: m for m in (SYMPLECTIC_EULER, STORMER_VERLET, CAYLEY, EXP, ROTATION, EXPONENTIAL_EXIT)},
 }
 Method = ButcherTableau | GeometricMethod
 #: Keys of the methods that keep symplecticity (for separable Hamiltonians) and, with it, volume.
@@ -196,23 +250,57 @@ NORM_EXACT_METHODS = tuple(k for k, m in METHODS.items() if "norm" in m.preserve
 def get_method(method: Method | str, *, name: str = "method") -> Method:
     """The method object for ``method``, given as an object of this module or by its key (e.g. ``"rk4"``).
 
+    A method's identity is its content: an object whose ``key`` names a registered method must equal it (a copy of
+    ``RK4`` gives ``RK4`` itself), and a :class:`ButcherTableau` of the user's own is accepted under a key of its own.
+
     Raises
     ------
     TypeError
         If ``method`` is neither a method object nor a string.
     ValueError
-        If the string is not the key of a method; the message lists the keys.
+        If the string is not the key of a method (the message lists the keys); if an object takes the key of a
+        registered method but has other content (coefficients, order, properties); or if it is a
+        :class:`GeometricMethod` that is not registered (no layer knows how to run it).
     """
     if isinstance(method, (ButcherTableau, GeometricMethod)):
-        return method
+        return _registered_or_own(method, name)
     if not isinstance(method, str):
         raise TypeError(
             f"{name} must be a method of companion.integrators (e.g. companion.RK4) or its name (e.g. 'rk4'), "
             f"got {type(method).__name__}."
         )
-    if method not in METHODS:
+    key = method.lower()  # names match case-insensitively: "RK4" is companion.RK4
+    if key not in METHODS:
         raise ValueError(f"unknown {name} {method!r}; choose one of {', '.join(map(repr, METHODS))}.")
-    return METHODS[method]
+    return METHODS[key]
+
+
+def _registered_or_own(method: Method, name: str) -> Method:
+    """The registered method equal to ``method``, or a tableau of the user's own under a key no method has."""
+    registered = METHODS.get(method.key)
+    if registered is method or (registered is not None and registered == method):
+        return registered
+    if registered is not None:
+        if type(method) is not type(registered):
+            differs = f"a {type(method).__name__}, not a {type(registered).__name__}"
+        else:
+            fields = [
+                f.name for f in dataclasses.fields(registered) if getattr(method, f.name) != getattr(registered, f.name)
+            ]
+            differs = f"other {', '.join(fields)}"
+        raise ValueError(
+            f"{name}: a method with key {method.key!r} must be the registered {registered.name} ({registered!r}); "
+            f"got {method!r}, {differs}. Use companion.integrators.METHODS[{method.key!r}] (or the name "
+            f"{method.key!r}), or give your method a key of its own."
+        )
+    if isinstance(method, GeometricMethod):
+        geometric = [k for k, m in METHODS.items() if isinstance(m, GeometricMethod)]
+        raise ValueError(
+            f"{name}: {method!r} is not a registered method; a GeometricMethod is carried out by the layer or step "
+            f"function that knows its key ({', '.join(map(repr, geometric))}), so a new one cannot be passed as a "
+            "method (write its step function, or a ButcherTableau for a Runge-Kutta method)."
+        )
+    return method
 
 
 def get_tableau(tableau: ButcherTableau | str, *, name: str = "tableau") -> ButcherTableau:
@@ -234,60 +322,44 @@ def get_tableau(tableau: ButcherTableau | str, *, name: str = "tableau") -> Butc
     return method
 
 
-def _combine(x: torch.Tensor, terms, ks: list[torch.Tensor], h: Step) -> torch.Tensor:
-    """Return ``x + h * sum(coef * ks[j])`` over the non-zero ``terms``.
+def _scaled_coefficients(tableau: ButcherTableau, h: Step, x: torch.Tensor) -> list[torch.Tensor | None]:
+    """Each distinct coefficient of ``tableau`` times the step ``h``, as a scalar tensor (``None`` for exactly 1).
 
-    Plain products and sums only: ``torch.add(x, k, alpha=a)`` would save a kernel in eager mode, but
-    ``torch.compile``'s inductor fuses it into an ``addmm`` and drops ``alpha`` (a silent wrong answer).
+    Made once per call, not once per stage: a product of a tensor and a Python number wraps the number in a
+    new tensor and converts it to the tensor's dtype every time (on a CPU that costs more than the product of
+    a small state), while a scalar tensor of that dtype is used as it is, with the same values. Half-precision
+    states get float32 scalars, which their kernels use unrounded, as they use a Python number. A product by
+    exactly one is left out, e.g. in the explicit Euler step of size 1.
     """
-    if not terms:
-        return x
-    total = None
-    for j, coef in terms:
-        term = ks[j] if coef == 1.0 else coef * ks[j]
-        total = term if total is None else total + term
-    return x + h * total
-
-
-def _check_step(h: Step) -> Step:
-    """A positive finite number, or a floating scalar tensor with a positive finite value.
-
-    The value of a tensor step is checked outside ``torch.compile`` (where reading it would break the graph);
-    layers call the unchecked steps and validate their step where it is set.
-    """
+    dtype = torch.promote_types(x.dtype, torch.float32)
     if isinstance(h, torch.Tensor):
-        if h.numel() != 1:
-            raise ValueError(f"h must be a scalar step size, got a tensor of shape {tuple(h.shape)}.")
-        if not torch.is_floating_point(h):
-            raise TypeError(f"h must be a floating-point scalar tensor or a positive number, got dtype {h.dtype}.")
-        if not torch.compiler.is_compiling() and not bool(torch.isfinite(h).all() & (h > 0).all()):
-            raise ValueError(f"h must be a finite step > 0, got the tensor {h.detach().cpu().reshape(()).item()!r}.")
-        return h
-    return check_positive(h, "h")
+        h = h.to(dtype)
+        return [h if c == 1.0 else c * h for c in tableau._values]
+    return [None if c * h == 1.0 else torch.scalar_tensor(c * h, dtype=dtype, device=x.device) for c in tableau._values]
 
 
-def _check_time(t, name: str) -> float | torch.Tensor:
-    if isinstance(t, torch.Tensor):
-        if t.numel() != 1 or not torch.is_floating_point(t):
-            raise ValueError(f"{name} must be a number or a floating scalar tensor, got a tensor of shape {tuple(t.shape)}.")
-        return t.reshape(())
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-        raise TypeError(f"{name} must be a finite number or a scalar tensor, got {t!r}.")
-    return float(t)
+def _combine(
+    x: torch.Tensor, plan: Plan, ks: list[torch.Tensor], coefficients: list[torch.Tensor | None], fused: bool
+) -> torch.Tensor:
+    """Return ``x + sum(coefficients[v] * (ks[first] + ...))`` over the groups ``(v, first, rest)`` of ``plan``.
 
-
-def _start_time(time_dependent: bool, t, name: str) -> float | torch.Tensor | None:
-    """The start time for a field ``f(t, x)``, or ``None`` for an autonomous field ``f(x)``."""
-    if not isinstance(time_dependent, bool):
-        raise TypeError(f"time_dependent must be True or False, got {time_dependent!r}.")
-    if not time_dependent:
-        if t is not None:
-            raise ValueError(
-                f"{name} is the time passed to a field f(t, x); pass time_dependent=True for such a field "
-                f"(an autonomous field f(x) takes no time)."
-            )
-        return None
-    return 0.0 if t is None else _check_time(t, name)
+    Each group is added to ``x`` in turn, with ``fused=True`` by one ``torch.addcmul`` (a product and a sum in
+    one kernel, rounded once). Half-precision states take a product and a sum instead: ``addcmul`` would round
+    the coefficient to their precision. No ``torch.add(x, k, alpha=a)``: ``torch.compile``'s inductor fused it
+    into an ``addmm`` and dropped ``alpha`` (a silent wrong answer).
+    """
+    for value, first, rest in plan:
+        term = ks[first]
+        for j in rest:
+            term = term + ks[j]
+        coefficient = coefficients[value]
+        if coefficient is None:
+            x = x + term
+        elif fused:
+            x = torch.addcmul(x, term, coefficient)
+        else:
+            x = x + term * coefficient
+    return x
 
 
 def rk_step(
@@ -311,9 +383,10 @@ def rk_step(
     x : torch.Tensor
         State, shape ``(..., dim)``, floating point.
     h : float or scalar tensor
-        Step size: a positive number, or a floating scalar tensor with a positive value (e.g. a learned step).
+        Step size: a Python or NumPy number, or a floating tensor with one element (e.g. a learned step); finite
+        and non-zero, a negative step integrating backward in time (as torchdiffeq does for decreasing times).
     tableau : ButcherTableau or str
-        The method, as an object (``EULER``, ``HEUN``, ``RK4``, ...) or its name (``"rk4"``).
+        The method, as an object (``EULER``, ``HEUN``, ``RK4``, ...) or its name in any case (``"rk4"``, ``"RK4"``).
     time_dependent : bool
         Whether ``f`` takes the time as its first argument.
     t : float or scalar tensor, optional
@@ -329,9 +402,10 @@ def rk_step(
     Raises
     ------
     TypeError
-        If ``f`` is not callable, ``x`` is not a floating tensor, ``tableau`` is not a method or its name.
+        If ``f`` is not callable, ``x`` is not a floating tensor, ``tableau`` is not a method or its name, or
+        ``f`` takes ``(t, x)`` without ``time_dependent=True`` (or ``(x)`` with it): the message says which.
     ValueError
-        If ``h`` is not positive and finite (number or tensor), ``tableau`` is not a Runge--Kutta method,
+        If ``h`` is zero or not finite (number or tensor), ``tableau`` is not a Runge--Kutta method,
         ``f`` returns a shape other than ``x.shape``, or ``t`` is given for an autonomous field.
 
     Examples
@@ -346,14 +420,72 @@ def rk_step(
     tableau = get_tableau(tableau)
     h = _check_step(h)
     t = _start_time(time_dependent, t, "t")
-    return _rk_step_unchecked(f, x, h, tableau, t)
+    with explain_field_calls(f, time_dependent):
+        return _rk_step_unchecked(f, x, h, tableau, t)
 
 
 def _stage_time(t: float | torch.Tensor, c: float, h: Step, x: torch.Tensor) -> torch.Tensor:
     time = t + c * h if c != 0.0 else t
     if isinstance(time, torch.Tensor):
         return time.to(dtype=x.dtype, device=x.device)
-    return torch.tensor(time, dtype=x.dtype, device=x.device)
+    return torch.scalar_tensor(time, dtype=x.dtype, device=x.device)
+
+
+def _check_field_output(k, x: torch.Tensor) -> None:
+    if not isinstance(k, torch.Tensor) or k.shape != x.shape:
+        got = f"shape {tuple(k.shape)}" if isinstance(k, torch.Tensor) else type(k).__name__
+        raise ValueError(
+            f"the vector field must return a tensor of the state's shape {tuple(x.shape)}, got {got}; "
+            "a field maps (..., dim) to (..., dim) (e.g. nn.Linear(dim, dim), not nn.Linear(dim, 1))."
+        )
+
+
+def _rk_stages(
+    f: Field,
+    x: torch.Tensor,
+    tableau: ButcherTableau,
+    coefficients: list[torch.Tensor | None],
+    times: tuple[torch.Tensor, ...] | None,
+    check_shape: bool,
+) -> torch.Tensor:
+    """One step: the stages :math:`k_i` in turn, then their weighted sum (``times`` ``None`` for a field ``f(x)``)."""
+    fused = x.dtype in (torch.float32, torch.float64)
+    ks: list[torch.Tensor] = []
+    for i, plan in enumerate(tableau._stage_plans):
+        stage = _combine(x, plan, ks, coefficients, fused)
+        k = f(stage) if times is None else f(times[i], stage)
+        if check_shape:
+            _check_field_output(k, x)
+            check_shape = False
+        ks.append(k)
+    return _combine(x, tableau._weight_plan, ks, coefficients, fused)
+
+
+def _rk_steps_unchecked(
+    f: Field,
+    x: torch.Tensor,
+    h: Step,
+    tableau: ButcherTableau,
+    n_steps: int,
+    t0: float | torch.Tensor | None = None,
+    *,
+    trajectory: bool = False,
+) -> torch.Tensor:
+    """``n_steps`` steps of size ``h`` without validating the arguments; ``t0`` is ``None`` for a field ``f(x)``.
+
+    Returns the last state, or with ``trajectory=True`` every state stacked, shape ``(n_steps + 1, *x.shape)``.
+    The coefficients are scaled once for all steps, and the field's output is checked once, at the first stage
+    (a shape is static under ``torch.compile``): the field must return ``x``'s shape.
+    """
+    coefficients = _scaled_coefficients(tableau, h, x)
+    states = [x]
+    for n in range(n_steps):
+        t = None if t0 is None else t0 + n * h
+        times = None if t is None else tuple(_stage_time(t, c, h, x) for c in tableau._nodes)
+        x = _rk_stages(f, x, tableau, coefficients, times, check_shape=n == 0)
+        if trajectory:
+            states.append(x)
+    return torch.stack(states) if trajectory else x
 
 
 def _rk_step_unchecked(
@@ -363,31 +495,31 @@ def _rk_step_unchecked(
 
     Checks only what a shape reveals (static under ``torch.compile``): the field must return ``x``'s shape.
     """
-    ks: list[torch.Tensor] = []
-    for terms, c in zip(tableau._stage_terms, tableau._nodes):
-        stage = _combine(x, terms, ks, h)
-        k = f(stage) if t is None else f(_stage_time(t, c, h, x), stage)
-        if not isinstance(k, torch.Tensor) or k.shape != x.shape:
-            got = f"shape {tuple(k.shape)}" if isinstance(k, torch.Tensor) else type(k).__name__
-            raise ValueError(
-                f"the vector field must return a tensor of the state's shape {tuple(x.shape)}, got {got}; "
-                "a field maps (..., dim) to (..., dim) (e.g. nn.Linear(dim, dim), not nn.Linear(dim, 1))."
-            )
-        ks.append(k)
-    return _combine(x, tableau._weight_terms, ks, h)
+    return _rk_steps_unchecked(f, x, h, tableau, 1, t)
+
+
+def _states_at_times(
+    f: Field, x0: torch.Tensor, times: torch.Tensor, n_steps: int, tableau: ButcherTableau, time_dependent: bool
+) -> torch.Tensor:
+    states = [x0]  # at the times, times[0] that of x0, by n_steps equal steps from each time to the next
+    for start, end in zip(times[:-1], times[1:]):
+        step = end - start if n_steps == 1 else (end - start) / n_steps
+        states.append(_rk_steps_unchecked(f, states[-1], step, tableau, n_steps, start if time_dependent else None))
+    return torch.stack(states)
 
 
 def integrate(
     f: Field,
     x0: torch.Tensor,
     *,
-    h: float,
-    n_steps: int,
+    h: Step | None = None,
+    n_steps: int | None = None,
     tableau: ButcherTableau | str = RK4,
     time_dependent: bool = False,
-    t0: float | None = None,
+    t0: float | torch.Tensor | None = None,
+    t: torch.Tensor | Sequence[float] | None = None,
 ) -> torch.Tensor:
-    r"""Fixed-step trajectory :math:`x_0, \Psi^h(x_0), \dots, (\Psi^h)^{n}(x_0)`.
+    r"""Fixed-step trajectory :math:`x_0, \Psi^h(x_0), \dots, (\Psi^h)^{n}(x_0)`, or the states at the times ``t``.
 
     Parameters
     ----------
@@ -395,46 +527,56 @@ def integrate(
         Vector field ``f(x)``, or ``f(t, x)`` with ``time_dependent=True``.
     x0 : torch.Tensor
         Initial state, shape ``(..., dim)``.
-    h : float
-        Step size, > 0.
+    h : float or scalar tensor
+        Step size, finite and non-zero (negative: backward in time), as for :func:`rk_step`; not with ``t``.
     n_steps : int
-        Number of steps, >= 1.
+        Number of steps, >= 1; with ``t``, the number of equal steps from each time to the next (default 1).
     tableau : ButcherTableau or str
         The Runge--Kutta method, as an object or its name.
     time_dependent : bool
         Whether ``f`` takes the time as its first argument.
-    t0 : float, optional
-        Initial time (default 0), only with ``time_dependent=True``; step ``n`` starts at :math:`t_0 + nh`.
+    t0 : float or scalar tensor, optional
+        Initial time (default 0), only with ``time_dependent=True`` and ``h``; step ``n`` starts at :math:`t_0 + nh`.
+    t : 1-D tensor or sequence of numbers, optional
+        Observation times (``t[0]`` that of ``x0``), strictly increasing or decreasing, irregular gaps allowed.
 
     Returns
     -------
     torch.Tensor
-        Shape ``(n_steps + 1, *x0.shape)``; entry ``n`` approximates :math:`x(t_0 + nh)`.
+        Shape ``(n_steps + 1, *x0.shape)``, entry ``n`` approximating :math:`x(t_0 + nh)`; with ``t``, shape
+        ``(len(t), *x0.shape)``, entry ``k`` approximating :math:`x(t_k)`.
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`rk_step`, and if ``n_steps`` is not an int >= 1 or ``h`` is not a positive number.
+        As :func:`rk_step`; if ``n_steps`` is not an int >= 1; if neither ``h`` and ``n_steps`` nor ``t`` is
+        given, or ``t`` comes with ``h`` or ``t0``; if ``t`` holds fewer than two finite, strictly monotone times.
 
     Notes
     -----
-    ``integrate(f, x0, h=h, n_steps=n, tableau=RK38, time_dependent=True, t0=t0)[-1]`` equals
-    ``torchdiffeq.odeint(f, x0, torch.linspace(t0, t0 + n * h, n + 1), method="rk4")[-1]`` to rounding
-    (torchdiffeq's fixed-step ``"rk4"`` is the 3/8 rule).
+    With ``t`` it is torchdiffeq's fixed-grid ``odeint(f, x0, t, method=...)``, one step per gap: ``integrate(f, x0,
+    t=t, tableau=RK38, time_dependent=True)`` equals ``odeint(f, x0, t, method="rk4")`` to rounding (the 3/8 rule).
+    Its ``options=dict(step_size=s)`` interpolates linearly between the points of one grid; ``n_steps`` splits each
+    gap into equal steps instead, so every state keeps the method's order.
     """
     check_callable(f, "f")
     check_tensor(x0, "x0", min_ndim=1)
-    h = check_positive(h, "h")
-    check_positive_int(n_steps, "n_steps")
     tableau = get_tableau(tableau)
+    if t is not None:
+        if h is not None or t0 is not None:
+            raise ValueError("pass the times t or a step h (and t0), not both: t sets the steps, n_steps per gap.")
+        n_steps = check_positive_int(1 if n_steps is None else n_steps, "n_steps")
+        _start_time(time_dependent, None, "t0")
+        times = check_times(t, x0)
+        with explain_field_calls(f, time_dependent):
+            return _states_at_times(f, x0, times, n_steps, tableau, time_dependent)
+    if h is None or n_steps is None:
+        raise TypeError("integrate needs the step h and the number of steps n_steps, or the observation times t.")
+    h = _check_step(h)
+    check_positive_int(n_steps, "n_steps")
     start = _start_time(time_dependent, t0, "t0")
-    states = [x0]
-    x = x0
-    for n in range(n_steps):
-        t = None if start is None else start + n * h
-        x = _rk_step_unchecked(f, x, h, tableau, t)
-        states.append(x)
-    return torch.stack(states)
+    with explain_field_calls(f, time_dependent):
+        return _rk_steps_unchecked(f, x0, h, tableau, n_steps, start, trajectory=True)
 
 
 #: Which methods keep which property (keys of :data:`METHODS`), from each method's ``preserves``. Every
@@ -449,19 +591,25 @@ PROPERTY_METHODS: dict[str, tuple[str, ...]] = {
 def require_method(prop: str, method: Method | str) -> Method:
     """The method object for ``method`` (an object or its key), checked to keep the property ``prop``.
 
+    A registered method keeps what its registry entry declares; a :class:`ButcherTableau` of the user's own (under a
+    key of its own) keeps what it declares, which can only be ``"linear_invariants"``.
+
     Raises
     ------
     TypeError
         If ``method`` is neither a method object nor a string.
     ValueError
-        If the property or the method is unknown, or the method cannot keep the property; the message names
-        methods that do.
+        If the property or the method is unknown, the method takes a registered key with other content (see
+        :func:`get_method`), or the method cannot keep the property; the message names methods that do.
     """
     if prop not in PROPERTY_METHODS:
         raise ValueError(f"unknown property {prop!r}; choose one of {', '.join(map(repr, PROPERTY_METHODS))}.")
     resolved = get_method(method)
     allowed = PROPERTY_METHODS[prop]
-    if resolved.key not in allowed:
+    # A registered method by its key (get_method checked its content); a tableau of the user's own by what it
+    # declares, which can only be what every explicit Runge--Kutta method keeps (ButcherTableau checks that).
+    own_tableau = isinstance(resolved, ButcherTableau) and METHODS.get(resolved.key) is not resolved
+    if resolved.key not in allowed and not (own_tableau and prop in resolved.preserves):
         raise ValueError(
             f"the integrator {resolved.key!r} does not keep {prop}; use one of {', '.join(map(repr, allowed))} "
             "(the design recipe: pick a method that keeps the property at the discrete level)."

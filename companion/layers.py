@@ -8,12 +8,13 @@ with a lifting :math:`L` and a projection :math:`P` where the width changes. Wit
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from ._checks import check_choice, check_positive, check_positive_int, check_tensor
+from ._checks import check_choice, check_positive, check_positive_int, check_tensor, field_call_error
+from ._checks import check_time as _check_time
 from ._settings import FixedSettings
 from .fields import ACTIVATIONS, GradientField, LowRankSpherePreservingField, MLPField, SpherePreservingField
 from .geometric import (
@@ -29,21 +30,32 @@ from .integrators import (
     ROTATION,
     ButcherTableau,
     GeometricMethod,
-    _check_time,
-    _rk_step_unchecked,
+    _rk_steps_unchecked,
     get_method,
     get_tableau,
     require_method,
 )
 
-__all__ = ["StepSize", "FlowLayer", "FlowNetwork", "resnet", "mlp", "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network"]
+__all__ = [
+    "StepSize",
+    "FlowLayer",
+    "FlowNetwork",
+    "resnet",
+    "mlp",
+    "GradientLayer",
+    "SpherePreservingLayer",
+    "gradient_sphere_network",
+]
 
 
 class StepSize(FixedSettings):
     """Mixin for layers with a step size and fixed settings, shown in ``repr`` and kept by ``state_dict``.
 
     The step is a fixed Python float (exact in float64), or with ``learn_step=True`` a parameter ``raw_h``
-    kept positive by ``abs``. Call :meth:`_init_step` after ``nn.Module.__init__``.
+    kept positive by ``abs``. It is given as a scalar by the package's one rule (a Python or NumPy number, or a
+    tensor with one element, read as its value) and must be > 0: a layer integrates forward in time
+    (:func:`~companion.integrators.rk_step` and :func:`~companion.integrators.integrate` take negative steps).
+    Call :meth:`_init_step` after ``nn.Module.__init__``.
 
     The fixed settings are ``h``, ``learn_step`` and, where the layer has them, ``n_steps`` and ``method``
     (saved by name), plus ``time_dependent`` and ``t0`` for :class:`FlowLayer`. They are saved as the module's
@@ -51,9 +63,21 @@ class StepSize(FixedSettings):
     ``method`` computes, after loading, what the saved layer computed. A restored method must keep every
     property the layer's own method keeps (a norm-exact layer accepts only norm-exact methods), and
     ``learn_step`` must agree (it decides whether ``raw_h`` is a parameter).
+
+    The method passes one check wherever it is set: the constructor, ``layer.method = ...`` and
+    ``load_state_dict`` all go through the layer's :meth:`_check_method`, so a layer runs the method it reports.
     """
 
     _OPTIONAL_SETTINGS = ("n_steps", "method", "time_dependent", "t0")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "method":
+            value = self._check_method(value)
+        super().__setattr__(name, value)
+
+    def _check_method(self, method: object) -> ButcherTableau | GeometricMethod:
+        """The method object for ``method``, checked as the constructor checks it; layers with a method override it."""
+        raise AttributeError(f"{type(self).__name__} has no integrator to choose: it has no method setting.")
 
     def _init_step(self, h: float, learn_step: bool) -> None:
         h = check_positive(h, "h")
@@ -89,7 +113,9 @@ class StepSize(FixedSettings):
         shown = []
         for name, value in settings.items():
             if name == "h":
-                shown.append(f"h={value!r}" if value is not None else f"h={float(self.raw_h.detach().abs()):.6g} (learned)")
+                shown.append(
+                    f"h={value!r}" if value is not None else f"h={float(self.raw_h.detach().abs()):.6g} (learned)"
+                )
             elif name == "learn_step" or (name in ("time_dependent", "t0") and not settings.get("time_dependent")):
                 continue
             else:
@@ -112,6 +138,9 @@ class StepSize(FixedSettings):
         if "time_dependent" in settings:
             if not isinstance(settings["time_dependent"], bool):
                 raise TypeError(f"time_dependent must be True or False, got {settings['time_dependent']!r}.")
+            hint = field_call_error(self.field, settings["time_dependent"])
+            if hint is not None:  # the field of this layer cannot be called as the saved layer called its own
+                raise hint
             self.time_dependent = settings["time_dependent"]
         if "t0" in settings:
             self.t0 = _check_time(settings["t0"], "t0")
@@ -120,12 +149,13 @@ class StepSize(FixedSettings):
         if key == self.method.key:
             return self.method
         method = get_method(key, name="saved method")
-        if type(method) is not type(self.method) or not method.preserves >= self.method.preserves:
+        try:
+            return self._check_method(method)
+        except (TypeError, ValueError) as error:
             raise ValueError(
                 f"{type(self).__name__}: the state dict was saved with method {key!r}, which this layer cannot run "
-                f"in place of {self.method.key!r} (it must keep {', '.join(sorted(self.method.preserves))})."
-            )
-        return method
+                f"in place of {self.method.key!r}: {error}"
+            ) from error
 
 
 class FlowLayer(StepSize, nn.Module):
@@ -182,9 +212,15 @@ class FlowLayer(StepSize, nn.Module):
             raise TypeError(f"time_dependent must be True or False, got {time_dependent!r}.")
         if t0 is not None and not time_dependent:
             raise ValueError("t0 is the start time of a field f(t, x); pass time_dependent=True for such a field.")
+        hint = field_call_error(field, time_dependent)  # f(x) against f(t, x), from the signature: once, here
+        if hint is not None:
+            raise hint
         self.time_dependent = time_dependent
         self.t0 = _check_time(0.0 if t0 is None else t0, "t0")
         self._init_step(h, learn_step)
+
+    def _check_method(self, method: object) -> ButcherTableau:
+        return get_tableau(method, name="method")
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
@@ -194,11 +230,8 @@ class FlowLayer(StepSize, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=1)
-        h = self._sub_step(x, self.n_steps)
-        for k in range(self.n_steps):
-            t = self.t0 + k * h if self.time_dependent else None
-            x = _rk_step_unchecked(self.field, x, h, self.method, t)
-        return x
+        t0 = self.t0 if self.time_dependent else None
+        return _rk_steps_unchecked(self.field, x, self._sub_step(x, self.n_steps), self.method, self.n_steps, t0)
 
 
 class FlowNetwork(nn.Module):
@@ -276,7 +309,9 @@ def resnet(
     check_positive_int(depth, "depth")
     check_positive(T, "T")
     hidden = width if hidden is None else hidden
-    layers = [FlowLayer(MLPField(width, hidden, activation=activation), h=T / depth, method=method) for _ in range(depth)]
+    layers = [
+        FlowLayer(MLPField(width, hidden, activation=activation), h=T / depth, method=method) for _ in range(depth)
+    ]
     return FlowNetwork(layers, in_dim=in_dim, width=width, out_dim=out_dim)
 
 
@@ -367,6 +402,16 @@ class GradientLayer(FlowLayer):
         super().__init__(field, h=h, n_steps=n_steps, method=EULER, learn_step=learn_step)
         self.dim = dim
 
+    def _check_method(self, method: object) -> ButcherTableau:
+        method = get_tableau(method, name="method")
+        if method is not EULER:
+            raise ValueError(
+                f"GradientLayer takes explicit Euler steps only (each step is then the gradient of a scalar, with a "
+                f"symmetric Jacobian), got {method.key or method.name!r}; for another method use "
+                "FlowLayer(companion.GradientField(...), method=...)."
+            )
+        return method
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         return super().forward(x)
@@ -447,18 +492,23 @@ class SpherePreservingLayer(StepSize, nn.Module):
         self.n_steps = check_positive_int(n_steps, "n_steps")
         self._init_step(h, learn_step)
 
+    def _check_method(self, method: object) -> GeometricMethod:
+        return require_method("norm", method)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         tau = self._sub_step(x, self.n_steps)
         low_rank = isinstance(self.field, LowRankSpherePreservingField)
         for _ in range(self.n_steps):
-            if self.method is ROTATION:
+            if self.method.key == ROTATION.key:
                 x = _rotation_step_unchecked(self.field(x), x, tau)
             elif low_rank:
-                step = _low_rank_cayley_step_unchecked if self.method is CAYLEY else _low_rank_exp_step_unchecked
+                step = (
+                    _low_rank_cayley_step_unchecked if self.method.key == CAYLEY.key else _low_rank_exp_step_unchecked
+                )
                 x = step(*self.field.factors(x), x, tau)
             else:
-                step = _cayley_step_unchecked if self.method is CAYLEY else _exp_step_unchecked
+                step = _cayley_step_unchecked if self.method.key == CAYLEY.key else _exp_step_unchecked
                 x = step(self.field.skew(x), x, tau)
         return x
 

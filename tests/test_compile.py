@@ -78,69 +78,148 @@ def sphere_cases() -> list[Case]:
     cases = []
     for rank in (1, 2, None):
         for method, other in (("cayley", "exp"), ("exp", "rotation"), ("rotation", "cayley")):
-            cases.append(Case(
-                f"SpherePreservingLayer-{method}-rank{rank}",
-                lambda rank=rank, **kw: C.SpherePreservingLayer(4, hidden=6, rank=rank, **kw),
-                dict(h=0.2, method=method, n_steps=2), dict(h=0.7, method=other, n_steps=1),
-                ("h=0.2", "n_steps=2", f"method={method!r}"),
-            ))
+            cases.append(
+                Case(
+                    f"SpherePreservingLayer-{method}-rank{rank}",
+                    lambda rank=rank, **kw: C.SpherePreservingLayer(4, hidden=6, rank=rank, **kw),
+                    dict(h=0.2, method=method, n_steps=2),
+                    dict(h=0.7, method=other, n_steps=1),
+                    ("h=0.2", "n_steps=2", f"method={method!r}"),
+                )
+            )
     return cases
 
 
 CASES = [
-    Case("FlowLayer-rk4", lambda **kw: C.FlowLayer(C.MLPField(4, 8, activation="sigmoid"), **kw),
-         dict(h=0.1, n_steps=2, method="rk4"), dict(h=0.3, n_steps=1, method="heun"),
-         ("h=0.1", "n_steps=2", "method='rk4'", "activation='sigmoid'")),
-    Case("FlowLayer-learned-step", lambda **kw: C.FlowLayer(C.MLPField(4, 8), learn_step=True, **kw),
-         dict(h=0.2, method="kutta3"), dict(h=0.5, method="midpoint"), ("(learned)", "method='kutta3'")),
-    Case("FlowLayer-time-dependent", lambda **kw: C.FlowLayer(TimeField(4), time_dependent=True, **kw),
-         dict(h=0.2, t0=0.5, method="rk38", n_steps=3), dict(h=0.1, t0=1.5, method="rk4", n_steps=1),
-         ("t0=0.5", "time_dependent=True", "method='rk38'")),
-    Case("resnet", lambda **kw: C.resnet(3, 2, width=4, depth=3, **kw),
-         dict(T=0.9, method="rk4"), dict(T=2.0, method="euler"), ("h=0.3", "method='rk4'"),
-         inputs=lambda: vectors(5, 3)),
+    Case(
+        "FlowLayer-rk4",
+        lambda **kw: C.FlowLayer(C.MLPField(4, 8, activation="sigmoid"), **kw),
+        dict(h=0.1, n_steps=2, method="rk4"),
+        dict(h=0.3, n_steps=1, method="heun"),
+        ("h=0.1", "n_steps=2", "method='rk4'", "activation='sigmoid'"),
+    ),
+    Case(
+        "FlowLayer-learned-step",
+        lambda **kw: C.FlowLayer(C.MLPField(4, 8), learn_step=True, **kw),
+        dict(h=0.2, method="kutta3"),
+        dict(h=0.5, method="midpoint"),
+        ("(learned)", "method='kutta3'"),
+    ),
+    Case(
+        "FlowLayer-time-dependent",
+        lambda **kw: C.FlowLayer(TimeField(4), time_dependent=True, **kw),
+        dict(h=0.2, t0=0.5, method="rk38", n_steps=3),
+        dict(h=0.1, t0=1.5, method="rk4", n_steps=1),
+        ("t0=0.5", "time_dependent=True", "method='rk38'"),
+    ),
+    Case(
+        "resnet",
+        lambda **kw: C.resnet(3, 2, width=4, depth=3, **kw),
+        dict(T=0.9, method="rk4"),
+        dict(T=2.0, method="euler"),
+        ("h=0.3", "method='rk4'"),
+        inputs=lambda: vectors(5, 3),
+    ),
     Case("mlp", lambda **kw: C.mlp(3, 2, width=4, depth=2, **kw), inputs=lambda: vectors(5, 3)),
-    Case("GradientLayer", lambda **kw: C.GradientLayer(4, hidden=6, **kw),
-         dict(h=0.2, sign=-1, activation="sigmoid", n_steps=2), dict(h=0.5, sign=1, activation="tanh", n_steps=1),
-         ("h=0.2", "n_steps=2", "sign=-1", "activation='sigmoid'")),
+    Case(
+        "GradientLayer",
+        lambda **kw: C.GradientLayer(4, hidden=6, **kw),
+        dict(h=0.2, sign=-1, activation="sigmoid", n_steps=2),
+        dict(h=0.5, sign=1, activation="tanh", n_steps=1),
+        ("h=0.2", "n_steps=2", "sign=-1", "activation='sigmoid'"),
+    ),
     *sphere_cases(),
-    Case("gradient_sphere_network", lambda **kw: C.gradient_sphere_network(3, 2, width=4, depth=2, hidden=5, **kw),
-         dict(h=0.3, method="cayley"), dict(h=0.1, method="exp"), ("h=0.3", "method='cayley'"),
-         inputs=lambda: vectors(5, 3)),
+    Case(
+        "gradient_sphere_network",
+        lambda **kw: C.gradient_sphere_network(3, 2, width=4, depth=2, hidden=5, **kw),
+        dict(h=0.3, method="cayley"),
+        dict(h=0.1, method="exp"),
+        ("h=0.3", "method='cayley'"),
+        inputs=lambda: vectors(5, 3),
+    ),
     # -- the layers of the structured module (chapter 5) --
-    Case("SymplecticLayer", lambda **kw: C.SymplecticLayer(4, hidden=6, **kw),
-         dict(h=0.1, method="stormer_verlet", activation="sigmoid"), dict(h=0.3, method="symplectic_euler"),
-         ("h=0.1", "method='stormer_verlet'")),
-    Case("SymplecticLayer-learned-step", lambda **kw: C.SymplecticLayer(4, hidden=6, learn_step=True, **kw),
-         dict(h=0.1), dict(h=0.3), ("method='symplectic_euler'",)),
-    Case("VolumePreservingLayer", lambda **kw: C.VolumePreservingLayer(4, **kw),
-         dict(h=0.1, method="stormer_verlet", activation="sigmoid"), dict(h=0.3, method="symplectic_euler"),
-         ("h=0.1", "method='stormer_verlet'")),
-    Case("MassPreservingLayer", lambda **kw: C.MassPreservingLayer(4, hidden=6, **kw),
-         dict(h=0.1, n_steps=2, method="rk4", activation="sigmoid"), dict(h=0.3, n_steps=1, method="heun"),
-         ("h=0.1", "n_steps=2", "method='rk4'")),
-    Case("mass_preserving_network",
-         lambda **kw: C.structured.mass_preserving_network((3, 5, 3), layers_per_block=2, hidden=6, **kw),
-         dict(h=0.1, method="rk4", learn_step=False), dict(h=0.2, method="heun", learn_step=False),
-         ("h=0.1", "method='rk4'"), inputs=lambda: vectors(5, 3)),
+    Case(
+        "SymplecticLayer",
+        lambda **kw: C.SymplecticLayer(4, hidden=6, **kw),
+        dict(h=0.1, method="stormer_verlet", activation="sigmoid"),
+        dict(h=0.3, method="symplectic_euler"),
+        ("h=0.1", "method='stormer_verlet'"),
+    ),
+    Case(
+        "SymplecticLayer-learned-step",
+        lambda **kw: C.SymplecticLayer(4, hidden=6, learn_step=True, **kw),
+        dict(h=0.1),
+        dict(h=0.3),
+        ("method='symplectic_euler'",),
+    ),
+    Case(
+        "VolumePreservingLayer",
+        lambda **kw: C.VolumePreservingLayer(4, **kw),
+        dict(h=0.1, method="stormer_verlet", activation="sigmoid"),
+        dict(h=0.3, method="symplectic_euler"),
+        ("h=0.1", "method='stormer_verlet'"),
+    ),
+    Case(
+        "MassPreservingLayer",
+        lambda **kw: C.MassPreservingLayer(4, hidden=6, **kw),
+        dict(h=0.1, n_steps=2, method="rk4", activation="sigmoid"),
+        dict(h=0.3, n_steps=1, method="heun"),
+        ("h=0.1", "n_steps=2", "method='rk4'"),
+    ),
+    Case(
+        "mass_preserving_network",
+        lambda **kw: C.structured.mass_preserving_network((3, 5, 3), layers_per_block=2, hidden=6, **kw),
+        dict(h=0.1, method="rk4", learn_step=False),
+        dict(h=0.2, method="heun", learn_step=False),
+        ("h=0.1", "method='rk4'"),
+        inputs=lambda: vectors(5, 3),
+    ),
     # -- the Lipschitz module (chapter 6) --
-    Case("NonExpansiveLayer", lambda **kw: C.NonExpansiveLayer(4, **kw),
-         dict(activation="tanh"), dict(activation="relu"), ("activation='tanh'",)),
-    Case("NonExpansiveConvLayer", lambda **kw: C.NonExpansiveConvLayer(2, **kw),
-         dict(padding_mode="circular"), dict(padding_mode="zeros"), ("padding_mode='circular'",), inputs=images),
+    Case(
+        "NonExpansiveLayer",
+        lambda **kw: C.NonExpansiveLayer(4, **kw),
+        dict(activation="tanh"),
+        dict(activation="relu"),
+        ("activation='tanh'",),
+    ),
+    Case(
+        "NonExpansiveConvLayer",
+        lambda **kw: C.NonExpansiveConvLayer(2, **kw),
+        dict(padding_mode="circular"),
+        dict(padding_mode="zeros"),
+        ("padding_mode='circular'",),
+        inputs=images,
+    ),
     Case("SwitchingLayer", lambda **kw: C.SwitchingLayer(4, **kw), dict(n_steps=2), dict(n_steps=3), ("n_steps=2",)),
-    Case("lipschitz_classifier", lambda **kw: C.lipschitz_classifier(6, 3, width=4, depth=2, **kw),
-         inputs=lambda: vectors(5, 6)),
-    Case("lipschitz_classifier-switching",
-         lambda **kw: C.lipschitz_classifier(6, 3, width=4, depth=2, kind="switching",
-                                             preprocessing=C.Standardize(0.5, 2.0), **kw),
-         inputs=lambda: vectors(5, 6)),
+    Case(
+        "lipschitz_classifier",
+        lambda **kw: C.lipschitz_classifier(6, 3, width=4, depth=2, **kw),
+        inputs=lambda: vectors(5, 6),
+    ),
+    Case(
+        "lipschitz_classifier-switching",
+        lambda **kw: C.lipschitz_classifier(
+            6, 3, width=4, depth=2, kind="switching", preprocessing=C.Standardize(0.5, 2.0), **kw
+        ),
+        inputs=lambda: vectors(5, 6),
+    ),
     # -- the PDE module (chapter 4) --
-    Case("ConvRHS", lambda **kw: pde.ConvRHS(3, kernel_size=3, **kw),
-         dict(boundary="periodic", scale=2.0), dict(boundary="dirichlet", scale=1.0),
-         ("scale=2.0", "boundary='periodic'"), inputs=grids),
-    Case("MethodOfLinesNetwork", lambda **kw: pde.MethodOfLinesNetwork(pde.ConvRHS(3, kernel_size=3), **kw),
-         dict(dt=0.01, substeps=2), dict(dt=0.02, substeps=1), ("dt=0.01", "substeps=2"), inputs=grids),
+    Case(
+        "ConvRHS",
+        lambda **kw: pde.ConvRHS(3, kernel_size=3, **kw),
+        dict(boundary="periodic", scale=2.0),
+        dict(boundary="dirichlet", scale=1.0),
+        ("scale=2.0", "boundary='periodic'"),
+        inputs=grids,
+    ),
+    Case(
+        "MethodOfLinesNetwork",
+        lambda **kw: pde.MethodOfLinesNetwork(pde.ConvRHS(3, kernel_size=3), **kw),
+        dict(dt=0.01, substeps=2),
+        dict(dt=0.02, substeps=1),
+        ("dt=0.01", "substeps=2"),
+        inputs=grids,
+    ),
 ]
 
 
@@ -149,19 +228,31 @@ def _optional_cases() -> list[Case]:
     cases = []
     structured = importlib.import_module("companion.structured")
     if hasattr(structured, "PositiveMassPreservingLayer"):
-        cases.append(Case(
-            "PositiveMassPreservingLayer", lambda **kw: structured.PositiveMassPreservingLayer(4, hidden=6, **kw),
-            dict(h=0.1, n_steps=2, activation="sigmoid"), dict(h=0.3, n_steps=1), ("h=0.1", "n_steps=2"),
-            inputs=lambda: vectors(5, 4).abs()))
-        cases.append(Case(
-            "positive_mass_network",
-            lambda **kw: structured.positive_mass_network((3, 5, 3), layers_per_block=2, hidden=6, **kw),
-            dict(h=0.1, learn_step=False), dict(h=0.2, learn_step=False), ("h=0.1",),
-            inputs=lambda: vectors(5, 3).abs()))
+        cases.append(
+            Case(
+                "PositiveMassPreservingLayer",
+                lambda **kw: structured.PositiveMassPreservingLayer(4, hidden=6, **kw),
+                dict(h=0.1, n_steps=2, activation="sigmoid"),
+                dict(h=0.3, n_steps=1),
+                ("h=0.1", "n_steps=2"),
+                inputs=lambda: vectors(5, 4).abs(),
+            )
+        )
+        cases.append(
+            Case(
+                "positive_mass_network",
+                lambda **kw: structured.positive_mass_network((3, 5, 3), layers_per_block=2, hidden=6, **kw),
+                dict(h=0.1, learn_step=False),
+                dict(h=0.2, learn_step=False),
+                ("h=0.1",),
+                inputs=lambda: vectors(5, 3).abs(),
+            )
+        )
     return cases
 
 
 ALL_CASES = CASES + _optional_cases()
+
 
 def params(check: str) -> list:
     return [case.param(check) for case in ALL_CASES]

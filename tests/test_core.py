@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn
@@ -10,12 +9,11 @@ from torch import nn
 import companion as C
 from companion.fields import skew_from_entries
 
-
-
 pytestmark = pytest.mark.usefixtures("float64_by_default")
 
 
 # --- fields and layers ---------------------------------------------------------------------------
+
 
 def test_euler_flow_layer_is_the_resnet_layer() -> None:
     torch.manual_seed(0)
@@ -105,6 +103,7 @@ def test_bad_input_is_refused(call, error, match) -> None:
 
 # --- diagnostics -----------------------------------------------------------------------------------
 
+
 def test_empirical_order_recovers_a_power_law() -> None:
     hs = [0.1, 0.05, 0.025]
     assert C.empirical_order(hs, [3 * h**2.5 for h in hs]) == pytest.approx(2.5)
@@ -143,6 +142,7 @@ def test_diagnostics_refuse_bad_maps() -> None:
 
 # --- data and training ----------------------------------------------------------------------------
 
+
 def test_swiss_roll_is_seeded_and_balanced() -> None:
     x, y = C.swiss_roll(101, seed=3)
     x2, _ = C.swiss_roll(101, seed=3)
@@ -170,7 +170,16 @@ def test_fit_learns_a_linear_map_and_is_reproducible() -> None:
     for _ in range(2):
         torch.manual_seed(0)
         model = nn.Linear(3, 2)
-        history = C.fit(model, (x, target), epochs=60, lr=0.05, batch_size=32, schedule="cosine", validation=(x, target), progress=False)
+        history = C.fit(
+            model,
+            (x, target),
+            epochs=60,
+            lr=0.05,
+            batch_size=32,
+            schedule="cosine",
+            validation=(x, target),
+            progress=False,
+        )
         losses.append(history.loss[-1])
     assert history.val_loss[-1] < 1e-4 and len(history.loss) == 60 and history.seconds > 0
     assert losses[0] == losses[1]
@@ -180,14 +189,23 @@ def test_fit_with_a_callable_loss_and_after_step() -> None:
     model = nn.Linear(2, 1, bias=False)
     calls = []
     loss = lambda m, u, v: ((m(u) - v) ** 2).mean()  # noqa: E731
-    C.fit(model, (torch.randn(64, 2), torch.randn(64, 1)), epochs=2, batch_size=16, loss=loss,
-          after_step=lambda m: calls.append(1), progress=False)
+    C.fit(
+        model,
+        (torch.randn(64, 2), torch.randn(64, 1)),
+        epochs=2,
+        batch_size=16,
+        loss=loss,
+        after_step=lambda m: calls.append(1),
+        progress=False,
+    )
     assert len(calls) == 8
 
 
 def test_accuracy() -> None:
     model = nn.Identity()
-    assert C.accuracy(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+    assert C.accuracy(
+        model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0, 1, 1])
+    ) == pytest.approx(2 / 3)
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,24 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from companion import (
-    EULER, HEUN, KUTTA3, MIDPOINT, RK4, ButcherTableau, cayley_step, empirical_order, exp_step, integrate,
-    require_method, rk_step, stormer_verlet_step, symplectic_euler_step,
-)
 import companion
+from companion import (
+    EULER,
+    HEUN,
+    KUTTA3,
+    MIDPOINT,
+    RK4,
+    ButcherTableau,
+    cayley_step,
+    empirical_order,
+    exp_step,
+    integrate,
+    require_method,
+    rk_step,
+    stormer_verlet_step,
+    symplectic_euler_step,
+)
 from companion.integrators import METHODS, TABLEAUS, get_method
-
-
 
 pytestmark = pytest.mark.usefixtures("float64_by_default")
 
@@ -95,7 +105,9 @@ def test_symplectic_methods_orders(step, order) -> None:
     dT, dU = pendulum_parts()
     q0, p0 = torch.tensor([1.0]), torch.tensor([0.0])
     # reference by RK4 with a tiny step
-    ref = integrate(lambda x: torch.cat([x[..., 1:], -torch.sin(x[..., :1])], -1), torch.tensor([1.0, 0.0]), h=1e-4, n_steps=10000)[-1]
+    ref = integrate(
+        lambda x: torch.cat([x[..., 1:], -torch.sin(x[..., :1])], -1), torch.tensor([1.0, 0.0]), h=1e-4, n_steps=10000
+    )[-1]
     hs, errs = [], []
     for n in (20, 40, 80, 160):
         q, p = q0, p0
@@ -116,7 +128,9 @@ def test_symplectic_euler_energy_is_bounded_explicit_euler_is_not() -> None:
     for _ in range(10_000):
         q, p = symplectic_euler_step(dT, dU, q, p, 0.05)
         worst_symplectic = max(worst_symplectic, float((energy(q, p) - e0).abs()))
-    traj = integrate(lambda z: torch.cat([z[..., 1:], -torch.sin(z[..., :1])], -1), x, h=0.05, n_steps=10_000, tableau=EULER)
+    traj = integrate(
+        lambda z: torch.cat([z[..., 1:], -torch.sin(z[..., :1])], -1), x, h=0.05, n_steps=10_000, tableau=EULER
+    )
     euler_drift = float((energy(traj[-1, 0], traj[-1, 1]) - e0).abs())
     assert worst_symplectic < 0.05
     assert euler_drift > 1.0
@@ -153,15 +167,23 @@ def test_require_method() -> None:
     "call, error, match",
     [
         (lambda: rk_step(lambda x: x, [1.0], 0.1, RK4), TypeError, "must be a torch.Tensor"),
-        (lambda: rk_step(lambda x: x, torch.ones(2), -0.1, RK4), ValueError, "h must be a finite number > 0"),
-        (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, 4), TypeError, "tableau must be a method of companion.integrators"),
+        (lambda: rk_step(lambda x: x, torch.ones(2), 0.0, RK4), ValueError, "h must be a finite non-zero number"),
+        (
+            lambda: rk_step(lambda x: x, torch.ones(2), 0.1, 4),
+            TypeError,
+            "tableau must be a method of companion.integrators",
+        ),
         (lambda: rk_step(3, torch.ones(2), 0.1, RK4), TypeError, "callable"),
         (lambda: rk_step(lambda x: x, torch.ones(2, dtype=torch.int64), 0.1, RK4), TypeError, "floating-point"),
         (lambda: rk_step(lambda x: x, torch.ones(2), torch.ones(2), RK4), ValueError, "scalar step size"),
         (lambda: integrate(lambda x: x, torch.ones(2), h=0.1, n_steps=0), ValueError, "n_steps must be an int >= 1"),
         (lambda: ButcherTableau("bad", a=((), (1.0,)), b=(0.5, 0.6), order=1), ValueError, "sum to 1"),
         (lambda: ButcherTableau("implicit", a=((0.5,),), b=(1.0,), order=1), ValueError, "explicit methods"),
-        (lambda: symplectic_euler_step(lambda p: p, lambda q: q, torch.ones(2), torch.ones(3), 0.1), ValueError, "same shape"),
+        (
+            lambda: symplectic_euler_step(lambda p: p, lambda q: q, torch.ones(2), torch.ones(3), 0.1),
+            ValueError,
+            "same shape",
+        ),
         (lambda: cayley_step(torch.eye(2), torch.ones(1, 2), 0.1), ValueError, "skew-symmetric"),
         (lambda: exp_step(torch.zeros(3, 3), torch.ones(1, 2), 0.1), ValueError, "must have shape"),
     ],
@@ -228,13 +250,19 @@ def test_rk38_agrees_with_torchdiffeq_rk4_to_rounding() -> None:
 def test_methods_are_given_as_objects_or_names_everywhere() -> None:
     x = torch.ones(3, 2, dtype=torch.float64)
     assert torch.equal(rk_step(lambda z: -z, x, 0.1, "rk4"), rk_step(lambda z: -z, x, 0.1, companion.RK4))
-    assert torch.equal(integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau="heun"),
-                       integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau=companion.HEUN))
+    assert torch.equal(
+        integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau="heun"),
+        integrate(lambda z: -z, x, h=0.1, n_steps=3, tableau=companion.HEUN),
+    )
     for key, method in METHODS.items():
         assert get_method(key) is method and get_method(method) is method and method.key == key
-    layers = [companion.FlowLayer(torch.nn.Linear(2, 2), method="rk4"), companion.MassPreservingLayer(3, method="rk4"),
-              companion.SymplecticLayer(2, method="stormer_verlet"), companion.VolumePreservingLayer(2, method="stormer_verlet"),
-              companion.SpherePreservingLayer(3, method="rotation")]
+    layers = [
+        companion.FlowLayer(torch.nn.Linear(2, 2), method="rk4"),
+        companion.MassPreservingLayer(3, method="rk4"),
+        companion.SymplecticLayer(2, method="stormer_verlet"),
+        companion.VolumePreservingLayer(2, method="stormer_verlet"),
+        companion.SpherePreservingLayer(3, method="rotation"),
+    ]
     for layer in layers:
         assert layer.method is get_method(layer.method.key)
     with pytest.raises(ValueError, match="method must be an explicit Runge-Kutta method"):
@@ -244,6 +272,7 @@ def test_methods_are_given_as_objects_or_names_everywhere() -> None:
 
 
 # --- fields that depend on time, f(t, x), as torchdiffeq users write them ---------------------------------
+
 
 def gaussian_decay(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -2.0 * t * x  # exact solution x(t) = x(t0) exp(-(t^2 - t0^2))
@@ -276,8 +305,9 @@ def test_rk_step_passes_the_stage_times_as_tensors() -> None:
     assert all(isinstance(t, torch.Tensor) and t.dtype == torch.float64 and t.ndim == 0 for t in seen)
 
 
-@pytest.mark.parametrize("theirs_name, ours", [("euler", companion.EULER), ("midpoint", companion.MIDPOINT),
-                                               ("rk4", companion.RK38)])
+@pytest.mark.parametrize(
+    "theirs_name, ours", [("euler", companion.EULER), ("midpoint", companion.MIDPOINT), ("rk4", companion.RK38)]
+)
 def test_time_dependent_fields_match_torchdiffeq_call_for_call(theirs_name, ours) -> None:
     # the table of the API page: odeint(f, x0, grid, method=theirs_name) == integrate(..., tableau=ours)
     torchdiffeq = pytest.importorskip("torchdiffeq")
@@ -301,9 +331,10 @@ def test_time_dependent_fields_match_torchdiffeq_call_for_call(theirs_name, ours
 
 # --- issue 14, item 6: a tensor step and the field's shape are validated ------------------------------
 
-@pytest.mark.parametrize("h", [torch.tensor(-1.0), torch.tensor(0.0), torch.tensor(float("nan")), torch.tensor(float("inf"))])
-def test_a_tensor_step_that_is_not_positive_and_finite_is_refused(h) -> None:
-    with pytest.raises(ValueError, match="h must be a finite step > 0"):
+
+@pytest.mark.parametrize("h", [torch.tensor(0.0), torch.tensor(float("nan")), torch.tensor(float("inf"))])
+def test_a_tensor_step_that_is_zero_or_not_finite_is_refused(h) -> None:  # negative: backward in time
+    with pytest.raises(ValueError, match="h must be a finite non-zero number"):
         rk_step(lambda x: -x, torch.ones(2), h)
 
 
@@ -332,19 +363,118 @@ def test_a_flow_layer_of_a_shape_changing_field_is_refused() -> None:
     "call, error, match",
     [
         (lambda: rk_step(lambda x: x, torch.ones(2), 0.1, t=1.0), ValueError, "pass time_dependent=True"),
-        (lambda: integrate(lambda x: x, torch.ones(2), h=0.1, n_steps=2, t0=1.0), ValueError, "pass time_dependent=True"),
-        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=1), TypeError, "time_dependent must be True or False"),
-        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t="0"), TypeError, "t must be a finite number"),
-        (lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t=torch.ones(2)), ValueError, "scalar tensor"),
+        (
+            lambda: integrate(lambda x: x, torch.ones(2), h=0.1, n_steps=2, t0=1.0),
+            ValueError,
+            "pass time_dependent=True",
+        ),
+        (
+            lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=1),
+            TypeError,
+            "time_dependent must be True or False",
+        ),
+        (
+            lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t="0"),
+            TypeError,
+            "t must be a finite number",
+        ),
+        (
+            lambda: rk_step(gaussian_decay, torch.ones(2), 0.1, time_dependent=True, t=torch.ones(2)),
+            ValueError,
+            "scalar tensor",
+        ),
         (lambda: companion.FlowLayer(torch.nn.Linear(2, 2), t0=1.0), ValueError, "pass time_dependent=True"),
-        (lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 2), torch.ones(3, 2), 0.1),
-         ValueError, "U and V must both have shape"),
-        (lambda: companion.low_rank_exp_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 3), 0.1),
-         ValueError, "U and V must both have shape"),
-        (lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 2), 0.0),
-         ValueError, "h must be a finite number > 0"),
+        (
+            lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 2), torch.ones(3, 2), 0.1),
+            ValueError,
+            "U and V must both have shape",
+        ),
+        (
+            lambda: companion.low_rank_exp_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 3), 0.1),
+            ValueError,
+            "U and V must both have shape",
+        ),
+        (
+            lambda: companion.low_rank_cayley_step(torch.ones(3, 2, 1), torch.ones(3, 2, 1), torch.ones(3, 2), 0.0),
+            ValueError,
+            "h must be a finite non-zero number",
+        ),
     ],
 )
 def test_bad_time_and_factor_arguments_are_refused(call, error, match) -> None:
     with pytest.raises(error, match=match):
         call()
+
+
+# --- the stage loop: zero coefficients skipped, equal weights share a product, the field checked once per call ---
+
+
+def textbook_rk_step(f, x: torch.Tensor, h: float, tableau: ButcherTableau) -> torch.Tensor:
+    """Every term of the tableau, zeros included, in the order of the formula."""
+    ks = []
+    for row in tableau.a:
+        ks.append(f(x + h * sum((aij * k for aij, k in zip(row, ks)), torch.zeros_like(x))))
+    return x + h * sum((bi * k for bi, k in zip(tableau.b, ks)), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("tableau", list(TABLEAUS.values()), ids=lambda t: t.name)
+def test_the_stage_loop_agrees_with_every_term_of_the_tableau(tableau: ButcherTableau) -> None:
+    # the loop skips zero coefficients (RK4's a_31 = a_41 = a_42 = 0) and sums equal weights before one product
+    # (RK4's b_1 = b_4, b_2 = b_3): another order of the same operations, so equal to float64 rounding
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 3)
+    f = lambda x: torch.tanh(layer(x))  # noqa: E731
+    x = torch.randn(16, 3)
+    with torch.no_grad():
+        for h in (0.1, 0.7, 2.0):
+            ours, textbook = rk_step(f, x, h, tableau), textbook_rk_step(f, x, h, tableau)
+            assert float((ours - textbook).abs().max()) <= 8 * torch.finfo(x.dtype).eps * (1 + float(x.abs().max()))
+
+
+def test_a_step_of_size_one_adds_the_field_without_a_product() -> None:
+    x = torch.randn(5, 2)
+    assert torch.equal(rk_step(torch.sin, x, 1.0, EULER), x + torch.sin(x))
+    assert torch.equal(companion.FlowLayer(torch.sin)(x), x + torch.sin(x))  # the ResNet layer with h = 1
+
+
+def test_a_tensor_step_gives_the_numbers_of_the_same_float_step() -> None:
+    x = torch.randn(4, 3)
+    for tableau in TABLEAUS.values():
+        assert torch.equal(rk_step(torch.sin, x, torch.tensor(0.3), tableau), rk_step(torch.sin, x, 0.3, tableau))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_steps_multiply_by_unrounded_coefficients(dtype) -> None:
+    # a Python number multiplies a half-precision tensor in float32; the stage loop's scalar tensors must too
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 4).to(dtype)
+    x = torch.randn(64, 4).to(dtype)
+    with torch.no_grad():
+        assert torch.equal(rk_step(layer, x, 0.1, EULER), x + 0.1 * layer(x))
+        assert torch.equal(rk_step(layer, x, 0.1, HEUN), x + 0.05 * (layer(x) + layer(x + 0.1 * layer(x))))
+
+
+def test_integrate_and_layers_take_the_steps_of_rk_step() -> None:
+    x = torch.randn(6, 2)
+    trajectory = integrate(rotation, x, h=0.25, n_steps=3, tableau=RK4)
+    state = x
+    for n in range(1, 4):
+        state = rk_step(rotation, state, 0.25, RK4)
+        assert torch.equal(trajectory[n], state)
+    assert torch.equal(companion.FlowLayer(rotation, h=0.75, n_steps=3, method="rk4")(x), state)  # 0.75 / 3 = 0.25
+
+
+@pytest.mark.parametrize(
+    "field",
+    [lambda x: torch.ones(3, 1, 2), lambda x: x[..., :1], lambda x: x.sum(), lambda x: 1.0],
+    ids=["broadcasting", "fewer-columns", "scalar", "not-a-tensor"],
+)
+def test_the_field_check_fires_in_integrate_and_in_layers_of_several_steps(field) -> None:
+    # the field's output is checked once per call (at the first stage), no longer at every stage
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="must return a tensor of the state's shape"):
+        integrate(field, x, h=0.1, n_steps=5, tableau=RK4)
+    with pytest.raises(ValueError, match="must return a tensor of the state's shape"):
+        companion.FlowLayer(field, h=0.5, n_steps=5, method="rk4")(x)
+    with pytest.raises(ValueError, match="must return a tensor of the state's shape"):
+        companion.FlowLayer(lambda t, x: field(x), n_steps=2, method="rk38", time_dependent=True)(x)

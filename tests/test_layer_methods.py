@@ -93,8 +93,15 @@ def _ralston(f, t, x, h):
     return x + h * (k1 / 4 + 3 * k2 / 4)
 
 
-HAND_RK = {"euler": _euler, "midpoint": _midpoint, "heun": _heun, "kutta3": _kutta3, "rk4": _rk4, "rk38": _rk38,
-           "ralston": _ralston}
+HAND_RK = {
+    "euler": _euler,
+    "midpoint": _midpoint,
+    "heun": _heun,
+    "kutta3": _kutta3,
+    "rk4": _rk4,
+    "rk38": _rk38,
+    "ralston": _ralston,
+}
 RK_METHODS = {**TABLEAUS, "ralston": RALSTON}
 RK_ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "kutta3": 3, "rk4": 4, "rk38": 4, "ralston": 2}
 
@@ -145,8 +152,9 @@ def test_flow_layer_converges_with_the_order_of_its_method(key: str) -> None:
         exact = _reference(field, x, 1.0)
         counts = (4, 8, 16) if RK_ORDERS[key] < 4 else (2, 4, 8)
         hs = [1.0 / n for n in counts]
-        errors = [float((C.FlowLayer(field, h=1.0, n_steps=n, method=RK_METHODS[key])(x) - exact).norm())
-                  for n in counts]
+        errors = [
+            float((C.FlowLayer(field, h=1.0, n_steps=n, method=RK_METHODS[key])(x) - exact).norm()) for n in counts
+        ]
     assert abs(empirical_order(hs, errors) - RK_ORDERS[key]) < 0.3, errors
 
 
@@ -320,9 +328,13 @@ def test_positive_mass_layer_is_its_exponential_exit_steps() -> None:
 
 #: Every (layer class, method key) pair the exact-value tests above cover.
 EXACT_VALUE_TESTED = {
-    C.FlowLayer: set(RK_METHODS), C.MassPreservingLayer: set(RK_METHODS), C.GradientLayer: {"euler"},
-    C.SpherePreservingLayer: set(PROPERTY_METHODS["norm"]), C.SymplecticLayer: set(PROPERTY_METHODS["symplecticity"]),
-    C.VolumePreservingLayer: set(PROPERTY_METHODS["volume"]), PositiveMassPreservingLayer: {"exponential_exit"},
+    C.FlowLayer: set(RK_METHODS),
+    C.MassPreservingLayer: set(RK_METHODS),
+    C.GradientLayer: {"euler"},
+    C.SpherePreservingLayer: set(PROPERTY_METHODS["norm"]),
+    C.SymplecticLayer: set(PROPERTY_METHODS["symplecticity"]),
+    C.VolumePreservingLayer: set(PROPERTY_METHODS["volume"]),
+    PositiveMassPreservingLayer: {"exponential_exit"},
 }
 
 
@@ -384,8 +396,10 @@ BUILDERS = {
     C.SymplecticLayer: (lambda m: C.SymplecticLayer(4, hidden=5, method=m), set(PROPERTY_METHODS["symplecticity"])),
     C.VolumePreservingLayer: (lambda m: C.VolumePreservingLayer(4, method=m), set(PROPERTY_METHODS["volume"])),
     C.MassPreservingLayer: (lambda m: C.MassPreservingLayer(3, hidden=5, method=m), {*TABLEAUS, "ralston"}),
-    PositiveMassPreservingLayer: (lambda m: PositiveMassPreservingLayer(3, hidden=5, method=m),
-                                  set(PROPERTY_METHODS["positivity"])),
+    PositiveMassPreservingLayer: (
+        lambda m: PositiveMassPreservingLayer(3, hidden=5, method=m),
+        set(PROPERTY_METHODS["positivity"]),
+    ),
 }
 CANDIDATES = {**METHODS, "ralston": RALSTON}
 
@@ -458,10 +472,17 @@ def test_a_method_with_a_registered_key_must_be_the_registered_method() -> None:
     false_verlet = C.ButcherTableau("explicit Euler", a=((),), b=(1.0,), order=1, key="stormer_verlet")
     propertyless = C.GeometricMethod("symplectic_euler", "symplectic Euler", 1, frozenset())
     slow_rk4 = C.ButcherTableau("classical Runge-Kutta (RK4)", a=C.RK4.a, b=C.RK4.b, order=2, key="rk4")
-    for method, differs in ((false_verlet, "a ButcherTableau, not a GeometricMethod"), (propertyless, "preserves"),
-                            (slow_rk4, "order")):
-        for build in (lambda m: C.SymplecticLayer(4, method=m), lambda m: C.FlowLayer(C.MLPField(2), method=m),
-                      C.get_method, lambda m: C.require_method("symplecticity", m)):
+    for method, differs in (
+        (false_verlet, "a ButcherTableau, not a GeometricMethod"),
+        (propertyless, "preserves"),
+        (slow_rk4, "order"),
+    ):
+        for build in (
+            lambda m: C.SymplecticLayer(4, method=m),
+            lambda m: C.FlowLayer(C.MLPField(2), method=m),
+            C.get_method,
+            lambda m: C.require_method("symplecticity", m),
+        ):
             with pytest.raises(ValueError, match=f"must be the registered .*{differs}.*key of its own"):
                 build(method)
     layer = C.SymplecticLayer(4)
@@ -483,8 +504,9 @@ def test_copied_methods_run_the_method_they_are() -> None:
     q0, p0 = _points(3, 2), _points(3, 2, seed=2)
     for key in PROPERTY_METHODS["symplecticity"]:
         ours = C.integrate_separable(torch.sin, lambda q: q**3, q0, p0, h=0.1, n_steps=3, method=METHODS[key])
-        copied = C.integrate_separable(torch.sin, lambda q: q**3, q0, p0, h=0.1, n_steps=3,
-                                       method=copy.deepcopy(METHODS[key]))
+        copied = C.integrate_separable(
+            torch.sin, lambda q: q**3, q0, p0, h=0.1, n_steps=3, method=copy.deepcopy(METHODS[key])
+        )
         assert all(torch.equal(a, b) for a, b in zip(ours, copied))
     assert PositiveMassPreservingLayer(3, method=copy.deepcopy(C.EXPONENTIAL_EXIT)).method is C.EXPONENTIAL_EXIT
     mass = C.MassPreservingLayer(3)

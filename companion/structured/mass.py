@@ -6,7 +6,7 @@ The public names are re-exported by :mod:`companion.structured` (and :class:`Mas
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -25,9 +25,21 @@ class MassPreservingLayer(StepSize, nn.Module):
     The field is :class:`~companion.fields.MassPreservingField`. Since :math:`\mathbf 1^\top(A-A^\top)\mathbf 1 = 0`,
     every stage :math:`k_i` has zero sum, and an explicit Runge--Kutta step
     :math:`x + h\sum_i b_ik_i` changes :math:`\mathbf 1^\top x` by exactly zero: the mass is kept for
-    every parameter value, step size and Runge--Kutta method (up to rounding). The sign of the entries is
+    every parameter value, step size and Runge--Kutta method in exact arithmetic. The sign of the entries is
     *not* kept: for concentrations that must stay :math:`\ge 0` use
     :class:`~companion.structured.PositiveMassPreservingLayer`.
+
+    **In floating point** the stages sum to zero only up to the rounding of the field's terms, which is relative
+    to the weights, not to the mass: with :math:`k = M\sigma + m` (the field's
+    :meth:`~companion.fields.MassPreservingField.effective_weights`) and a bounded activation (tanh, sigmoid), one
+    step of an :math:`s`-stage method changes the sum by at most
+    :math:`\gamma_{\text{hidden}+s+4}\big(\lVert x\rVert_1
+    + h\sum_i\lvert b_i\rvert(\lVert M\rVert_1 + \lVert m\rVert_1)\big)`, entrywise 1-norms (measured in float32: below half of :math:`u(\dots)`). So weights that are huge
+    compared with the state lose the mass to rounding (float32, mass 10, field weights scaled by :math:`10^6`:
+    drift 0.09; by :math:`10^{10}`: drift :math:`10^3`), and weights beyond the float range give inf or NaN;
+    with ReLU the stages grow with the state and no such bound holds. Keep the weights moderate (weight decay),
+    or use :class:`~companion.structured.PositiveMassPreservingLayer`, whose drift is a few units of roundoff
+    of the mass itself for every weight.
 
     Parameters
     ----------
@@ -78,6 +90,9 @@ class MassPreservingLayer(StepSize, nn.Module):
         self.hidden = hidden
         self._init_step(h, learn_step)
 
+    def _check_method(self, method: object) -> ButcherTableau:
+        return get_tableau(method, name="method")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         h = self._sub_step(x, self.n_steps)
@@ -105,7 +120,9 @@ class MassLift(nn.Module):
         self.in_dim = check_positive_int(in_dim, "in_dim")
         self.out_dim = check_positive_int(out_dim, "out_dim")
         if out_dim < in_dim:
-            raise ValueError(f"a lift needs out_dim >= in_dim, got {in_dim} -> {out_dim}; use MassProjection to shrink.")
+            raise ValueError(
+                f"a lift needs out_dim >= in_dim, got {in_dim} -> {out_dim}; use MassProjection to shrink."
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.in_dim)
@@ -144,7 +161,9 @@ class MassProjection(nn.Module):
         return f"in_dim={self.in_dim}, out_dim={self.out_dim}"
 
 
-def _mass_network(widths: Sequence[int], layers_per_block: int, make_layer: Callable[[int], nn.Module]) -> nn.Sequential:
+def _mass_network(
+    widths: Sequence[int], layers_per_block: int, make_layer: Callable[[int], nn.Module]
+) -> nn.Sequential:
     """Lift / project between consecutive widths and put ``layers_per_block`` layers at every interior width."""
     widths = [check_positive_int(w, "widths[i]") for w in widths]
     if len(widths) < 3:
@@ -197,7 +216,10 @@ def mass_preserving_network(
     TypeError, ValueError
         On fewer than three widths, a width < 2 inside, or bad layer options.
     """
+
     def make_layer(width: int) -> nn.Module:
-        return MassPreservingLayer(width, hidden=hidden, h=h, method=method, activation=activation, learn_step=learn_step)
+        return MassPreservingLayer(
+            width, hidden=hidden, h=h, method=method, activation=activation, learn_step=learn_step
+        )
 
     return _mass_network(widths, layers_per_block, make_layer)

@@ -17,7 +17,7 @@ by ``companion``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -36,7 +36,6 @@ __all__ = [
     "PositiveMassPreservingLayer",
     "positive_mass_network",
 ]
-
 
 
 def exponential_exit_step(rates: torch.Tensor, x: torch.Tensor, h: float | torch.Tensor) -> torch.Tensor:
@@ -58,17 +57,23 @@ def exponential_exit_step(rates: torch.Tensor, x: torch.Tensor, h: float | torch
     :math:`\mathbf 1^\top x^+ = \mathbf 1^\top x` and :math:`x^+ \ge 0`. *Proof.* Summing over :math:`i`,
     :math:`\sum_i x_i^+ = \sum_j\big(e^{-h\lambda_j} + (1 - e^{-h\lambda_j})\big)x_j`, because
     :math:`\sum_i r_{ji} = \lambda_j`. Every term of :math:`x_i^+` is a product or quotient of non-negative
-    numbers, so :math:`x^+ \ge 0`. This holds in floating point too: rounding is monotone and never turns
-    a sum of products of non-negative numbers negative (the code computes :math:`1 - e^{-h\lambda}` by
-    ``expm1``, which lies in :math:`[0, 1]`); the sum changes only by rounding.
+    numbers, so :math:`x^+ \ge 0`. This holds in floating point too, for every rate in :math:`[0, +\infty]`:
+    rounding is monotone and never turns a sum of products of non-negative numbers negative (the code computes
+    :math:`1 - e^{-h\lambda}` by ``expm1``, which lies in :math:`[0, 1]`), and it splits the outflow by the
+    fractions :math:`r_{ji}/\lambda_j` computed from the rates scaled by their largest, so no sum of rates
+    overflows and no :math:`x_j/\lambda_j` underflows (an infinite rate counts as the largest float). Every
+    term being :math:`\ge 0`, the sum changes by rounding only, by at most :math:`\gamma_{2\text{dim}+6}\approx
+    (2\,\text{dim}+6)\,u` relative to :math:`\mathbf 1^\top x` itself (:math:`u` the unit roundoff), whatever
+    the size of the rates. A NaN in ``rates`` or ``x`` gives NaN.
 
     Parameters
     ----------
     rates : torch.Tensor
         Shape ``(..., dim, dim)``, ``rates[..., j, i]`` = :math:`r_{ji}`, the flow from :math:`j` to :math:`i`.
-        The guarantee needs every entry >= 0 (a diagonal entry is a flow from a compartment to itself, harmless);
-        this is not checked, so that the function can be traced by ``torch.func`` and ``torch.compile``:
-        build the rates with a non-negative map such as ``softplus`` (:class:`CompartmentalField` does).
+        The guarantee needs every entry >= 0, ``+inf`` included (a diagonal entry is a flow from a compartment
+        to itself, harmless); this is not checked, so that the function can be traced by ``torch.func`` and
+        ``torch.compile``: build the rates with a non-negative map such as ``softplus`` (:class:`CompartmentalField`
+        does).
     x : torch.Tensor
         Shape ``(..., dim)``.
     h : float or torch.Tensor
@@ -87,17 +92,26 @@ def exponential_exit_step(rates: torch.Tensor, x: torch.Tensor, h: float | torch
     check_tensor(x, "x", min_ndim=1)
     check_tensor(rates, "rates", min_ndim=2)
     if rates.shape[-2:] != (x.shape[-1], x.shape[-1]):
-        raise ValueError(f"rates must have shape (..., {x.shape[-1]}, {x.shape[-1]}) for x of shape {tuple(x.shape)}, "
-                         f"got {tuple(rates.shape)}.")
+        raise ValueError(
+            f"rates must have shape (..., {x.shape[-1]}, {x.shape[-1]}) for x of shape {tuple(x.shape)}, "
+            f"got {tuple(rates.shape)}."
+        )
     return _exit_step_unchecked(rates, x, h)
 
 
 def _exit_step_unchecked(rates: torch.Tensor, x: torch.Tensor, h) -> torch.Tensor:
-    outflow = rates.sum(-1)  # lambda_j
-    leave = -torch.expm1(-h * outflow)  # 1 - exp(-h lambda) in [0, 1], accurate for small h lambda
-    safe = torch.where(outflow > 0, outflow, torch.ones_like(outflow))  # lambda = 0 means leave = 0
-    sent = leave * x / safe  # w_j
-    received = torch.einsum("...j,...ji->...i", sent, rates)
+    r"""The step as :math:`x_i^+ = (1-q_i)x_i + \sum_j p_{ji}q_jx_j`, :math:`q_j = 1-e^{-h\lambda_j}` and
+    :math:`p_{ji} = r_{ji}/\lambda_j`, with the rates of each compartment scaled by their largest one first: no
+    sum of rates can overflow and no :math:`x_j/\lambda_j` underflow, for every rate in :math:`[0, \infty]`."""
+    rates = rates.clamp(max=torch.finfo(rates.dtype).max)  # an infinite rate: the largest finite one
+    largest = rates.amax(-1, keepdim=True)
+    largest = torch.where(largest > 0, largest, torch.ones_like(largest))
+    scaled = rates / largest  # in [0, 1], the largest entry exactly 1
+    total = scaled.sum(-1, keepdim=True)  # in [1, dim], or 0 where nothing flows out
+    share = scaled / torch.where(total > 0, total, torch.ones_like(total))  # p_ji, summing to 1 over i
+    exponent = ((h * largest) * total).squeeze(-1)  # h lambda_j; +inf past the largest float, and q_j = 1
+    leave = -torch.expm1(-exponent)  # q_j = 1 - exp(-h lambda_j) in [0, 1], accurate for small h lambda
+    received = torch.einsum("...j,...ji->...i", leave * x, share)
     return (1 - leave) * x + received
 
 
@@ -105,8 +119,10 @@ class CompartmentalField(_ActivationSetting, nn.Module):
     r"""A compartmental field :math:`F_i(x) = \sum_{j\ne i}(r_{ji}(x)x_j - r_{ij}(x)x_i)` with learned rates :math:`r \ge 0`.
 
     The :math:`d(d-1)` off-diagonal rates are :math:`r(x) = \operatorname{softplus}(C\sigma(Bx + b) + c)`,
-    non-negative for every parameter value and every :math:`x`. The flow keeps :math:`\mathbf 1^\top x`
-    and the cone :math:`x \ge 0`.
+    non-negative for every parameter value and every :math:`x` (also in floating point: a rate that overflows
+    is :math:`+\infty`, one that the arithmetic cannot evaluate, :math:`\infty-\infty` inside the network for
+    weights near the float range, counts as 0). The flow keeps :math:`\mathbf 1^\top x` and the cone
+    :math:`x \ge 0`.
 
     Parameters
     ----------
@@ -140,6 +156,10 @@ class CompartmentalField(_ActivationSetting, nn.Module):
         """The rates, shape ``(..., dim, dim)``: entry ``[j, i]`` is the flow from ``j`` to ``i``; zero diagonal."""
         check_tensor(x, "x", last_dim=self.dim)
         values = F.softplus(self.outer(self.sigma(self.inner(x))))
+        # Weights near the float range can make the network compute inf - inf: such a rate counts as 0, so the
+        # rates are >= 0 for every parameter value (a NaN in x still gives NaN).
+        undefined = torch.isnan(values) & ~torch.isnan(x).any(-1, keepdim=True)
+        values = torch.where(undefined, torch.zeros_like(values), values)
         padded = torch.cat([torch.zeros_like(values[..., :1]), values], dim=-1)
         return padded[..., self._index].unflatten(-1, (self.dim, self.dim))
 
@@ -150,8 +170,8 @@ class CompartmentalField(_ActivationSetting, nn.Module):
 
 
 def _require_exit(method: GeometricMethod | str) -> GeometricMethod:
-    resolved = get_method(method)  # TypeError / ValueError for things that are not methods at all
-    if resolved is EXPONENTIAL_EXIT:
+    resolved = get_method(method)  # TypeError / ValueError for non-methods, and for a false EXPONENTIAL_EXIT
+    if resolved.key == EXPONENTIAL_EXIT.key:  # by key: get_method checked the content, and a copy is the same method
         return resolved
     raise ValueError(
         f"the integrator {resolved.key!r} does not keep non-negativity for every step size (an explicit Euler step "
@@ -169,7 +189,8 @@ class PositiveMassPreservingLayer(StepSize, nn.Module):
 
     **Guarantee.** For every parameter value, every step :math:`h > 0` and every input :math:`x \ge 0`,
     the output is :math:`\ge 0` (exactly, also in floating point) and has the same sum as :math:`x` (up to
-    rounding): the rates are :math:`\ge 0` by construction, and each sub-step keeps both properties (see
+    rounding, :math:`(2\,\text{dim}+6)\,u` relative to the sum per sub-step, however large the rates, overflowing
+    ones included): the rates are :math:`\ge 0` by construction, and each sub-step keeps both properties (see
     :func:`exponential_exit_step` for the proof). Inputs with negative entries keep their sum, not their sign.
 
     Parameters
@@ -223,6 +244,9 @@ class PositiveMassPreservingLayer(StepSize, nn.Module):
         self.field = CompartmentalField(dim, self.hidden, activation=activation)
         self._init_step(h, learn_step)
 
+    def _check_method(self, method: object) -> GeometricMethod:
+        return _require_exit(method)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         tau = self._sub_step(x, self.n_steps)
@@ -269,8 +293,10 @@ def positive_mass_network(
     TypeError, ValueError
         On fewer than three widths, a width < 2 inside, or bad layer options.
     """
+
     def make_layer(width: int) -> nn.Module:
-        return PositiveMassPreservingLayer(width, hidden=hidden, h=h, n_steps=n_steps, activation=activation,
-                                           learn_step=learn_step)
+        return PositiveMassPreservingLayer(
+            width, hidden=hidden, h=h, n_steps=n_steps, activation=activation, learn_step=learn_step
+        )
 
     return _mass_network(widths, layers_per_block, make_layer)

@@ -75,6 +75,9 @@ class SymplecticLayer(StepSize, nn.Module):
         self.hidden = hidden
         self._init_step(h, learn_step)
 
+    def _check_method(self, method: object) -> GeometricMethod:
+        return require_method("symplecticity", method)
+
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
         """The layer's Hamiltonian :math:`H_\\theta(q, p)`, shape ``x.shape[:-1]``."""
         check_tensor(x, "x", last_dim=self.dim)
@@ -86,7 +89,7 @@ class SymplecticLayer(StepSize, nn.Module):
         q, p = x.chunk(2, dim=-1)
         # The method is read at call time (restorable by load_state_dict); the unchecked steps read no tensor value,
         # so a learned step costs no device synchronisation and torch.func/compile see no data-dependent branch.
-        if self.method is SYMPLECTIC_EULER:
+        if self.method.key == SYMPLECTIC_EULER.key:  # by key: a copy of the method is the same method
             step = _symplectic_euler_step_unchecked
         else:
             step = _stormer_verlet_step_unchecked

@@ -16,7 +16,7 @@ The public names are re-exported by :mod:`companion.structured` (and :class:`Vol
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -143,10 +143,13 @@ class VolumePreservingLayer(StepSize, nn.Module):
         self.updates = nn.ModuleList(_BlockUpdate(dim - size, size, self.hidden, activation) for size in self.blocks)
         self._init_step(h, learn_step)
 
+    def _check_method(self, method: object) -> GeometricMethod:
+        return require_method("volume", method)
+
     def _order(self) -> list[tuple[int, float]]:
         """The shears as (block, fraction of h), in the order applied by :meth:`forward`."""
         last = len(self.blocks) - 1
-        if self.method is SYMPLECTIC_EULER:
+        if self.method.key == SYMPLECTIC_EULER.key:  # by key: a copy of the method is the same method
             return [(i, 1.0) for i in range(last + 1)]
         return [(i, 0.5) for i in range(last)] + [(last, 1.0)] + [(i, 0.5) for i in reversed(range(last))]
 
@@ -188,11 +191,17 @@ class VolumePreservingLayer(StepSize, nn.Module):
         return state
 
     def extra_repr(self) -> str:
-        return ", ".join(filter(None, [f"dim={self.dim}, blocks={self.blocks}, hidden={self.hidden}", super().extra_repr()]))
+        return ", ".join(
+            filter(None, [f"dim={self.dim}, blocks={self.blocks}, hidden={self.hidden}", super().extra_repr()])
+        )
 
 
 def sphere_mesh(
-    *, radius: float = 1.0, center: Sequence[float] = (0.0, 0.0, 0.0), rings: int = 24, segments: int = 48,
+    *,
+    radius: float = 1.0,
+    center: Sequence[float] = (0.0, 0.0, 0.0),
+    rings: int = 24,
+    segments: int = 48,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""A closed, outward-oriented triangulation of a sphere in :math:`\mathbb R^3` (latitude--longitude grid).
@@ -275,6 +284,8 @@ def enclosed_volume(vertices: torch.Tensor, faces: torch.Tensor) -> float:
     if faces.is_floating_point() or faces.dtype == torch.bool:
         raise TypeError(f"faces must hold integer indices, got dtype {faces.dtype}.")
     if len(faces) and (int(faces.min()) < 0 or int(faces.max()) >= len(vertices)):
-        raise ValueError(f"faces index vertices 0..{len(vertices) - 1}, got indices {int(faces.min())}..{int(faces.max())}.")
+        raise ValueError(
+            f"faces index vertices 0..{len(vertices) - 1}, got indices {int(faces.min())}..{int(faces.max())}."
+        )
     a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
     return float((a * torch.linalg.cross(b, c)).sum().detach() / 6)
