@@ -55,8 +55,12 @@ def test_notebook_is_thin_and_checked(path: Path) -> None:
         )
     tagged = [c for c in cells if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
     assert tagged, f"{path.name}: needs a final cell tagged nbval-check-output"
-    assert tagged[-1] is cells[-1] or cells.index(tagged[-1]) >= len(cells) - 3, f"{path.name}: the checked cell should be at the end"
-    assert any("assert" in "".join(c["source"]) for c in tagged), f"{path.name}: the checked cell should assert its guarantees"
+    assert tagged[-1] is cells[-1] or cells.index(tagged[-1]) >= len(cells) - 3, (
+        f"{path.name}: the checked cell should be at the end"
+    )
+    assert any("assert" in "".join(c["source"]) for c in tagged), (
+        f"{path.name}: the checked cell should assert its guarantees"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -66,18 +70,23 @@ def test_notebook_is_in_the_toc(path: Path) -> None:
 
 def test_toc_lists_only_existing_pages() -> None:
     for entry in _toc_files():
-        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), f"_toc.yml lists missing page {entry}"
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), (
+            f"_toc.yml lists missing page {entry}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_chapter_has_citations_and_exercises(path: Path) -> None:
-    text = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    text = "\n".join(
+        "".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"
+    )
     assert "{cite}" in text, f"{path.name}: cite the works it builds on"
     assert text.count("```{exercise}") >= 2, f"{path.name}: needs at least two exercises"
     assert text.count("```{solution}") >= 2, f"{path.name}: exercises need (hidden) solutions"
 
 
 # -- the Colab install cell: the first code cell of every chapter --
+
 
 def _booktools():
     import importlib.util
@@ -114,7 +123,9 @@ def test_chapter_starts_with_the_colab_install_cell(path: Path) -> None:
         "(run `python scripts/booktools.py colab-cells book/*.ipynb`)"
     )
     tags = first.get("metadata", {}).get("tags", [])
-    assert tools.COLAB_TAG in tags and "remove-cell" in tags, f"{path.name}: the install cell must be hidden from the book"
+    assert tools.COLAB_TAG in tags and "remove-cell" in tags, (
+        f"{path.name}: the install cell must be hidden from the book"
+    )
     before_imports = "".join("".join(c["source"]) for c in _code_cells(path)[:1])
     assert "import companion" not in before_imports
 
@@ -138,4 +149,120 @@ def test_colab_cell_follows_the_repository_setting(tmp_path) -> None:
     config["repository"] = {"url": "https://example.org/someone/fork", "branch": "dev"}
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(config))
     assert 'PACKAGE = "companion @ git+https://example.org/someone/fork@dev"' in _booktools().colab_install_source(
-        tmp_path / "_config.yml")
+        tmp_path / "_config.yml"
+    )
+
+
+# -- what the page shows: figures with captions, setup and checks out of the way, maths that parses --
+
+
+def _figure_cells(path: Path) -> list[dict]:
+    """Code cells whose stored output is a figure: an image, or a static slider (companion.plotting.slider_figures)."""
+    found = []
+    for cell in _code_cells(path):
+        if "remove-output" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if (
+                "image/png" in data
+                or "image/svg+xml" in data
+                or "companion-slider" in "".join(data.get("text/html", ""))
+            ):
+                found.append(cell)
+                break
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_every_figure_has_a_caption_a_name_and_alt_text(path: Path) -> None:
+    figures = _figure_cells(path)
+    assert figures, f"{path.name}: no figures"
+    names = []
+    for cell in figures:
+        options = cell.get("metadata", {}).get("mystnb", {})
+        figure, image = options.get("figure", {}), options.get("image", {})
+        start = "".join(cell["source"]).splitlines()[0]
+        assert figure.get("name", "").startswith("fig-"), f"{path.name}: figure without a name (fig-...): {start!r}"
+        assert len(figure.get("caption", "")) > 40, (
+            f"{path.name}: {figure.get('name')} needs a caption that says what to look at"
+        )
+        assert len(image.get("alt", "")) > 20, f"{path.name}: {figure.get('name')} needs alt text"
+        images = sum("image/png" in out.get("data", {}) for out in cell.get("outputs", []))
+        assert images <= 1, f"{path.name}: {figure['name']} draws {images} images in one cell: one figure per cell"
+        names.append(figure["name"])
+    assert len(names) == len(set(names)), f"{path.name}: figure names repeat: {names}"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_setup_and_checked_cells_are_out_of_the_way(path: Path) -> None:
+    cells = _code_cells(path)
+    hidden = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+    imports = next(c for c in cells if re.search(r"^import companion|^from companion", "".join(c["source"]), re.M))
+    parameters = next(c for c in cells if re.match(r"SEED = ", "".join(c["source"])))
+    checked = [c for c in cells if "nbval-check-output" in c.get("metadata", {}).get("tags", [])][-1]
+    for name, cell in (("import", imports), ("parameter", parameters), ("checked-facts", checked)):
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        assert tags & hidden, f"{path.name}: the {name} cell should be collapsed on the page (hide-input or hide-cell)"
+    assert "nbval-check-output" in checked["metadata"]["tags"]
+
+
+def _markdown_sources() -> list[tuple[str, str]]:
+    sources = [(p.name, p.read_text()) for p in sorted((ROOT / "book").glob("*.md"))]
+    for path in NOTEBOOKS:
+        for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] == "markdown":
+                sources.append((f"{path.name} cell {index}", "".join(cell["source"])))
+    return sources
+
+
+def test_display_maths_starts_a_block() -> None:
+    """A ``$$`` display right under a line of text is not a display in MyST: its dollars pair with the text's."""
+    offenders = []
+    for where, text in _markdown_sources():
+        lines = text.split("\n")
+        opened = False
+        for number, line in enumerate(lines):
+            if line.strip().startswith("$$"):
+                if not opened and number and lines[number - 1].strip():
+                    offenders.append(f"{where}, line {number + 1}: {lines[number - 1].strip()[:60]!r} then $$")
+                opened = not opened if line.strip() == "$$" else opened
+    assert not offenders, "display maths needs a blank line before it:\n" + "\n".join(offenders)
+
+
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$", re.S)
+_CODE = re.compile(r"```.*?```|`[^`]*`", re.S)  # code, and directives (exercises, solutions, proofs) with it
+_ROLE = re.compile(r"\{[a-z:]+\}`[^`]*`")
+#: A measured result in the text: a decimal number with three significant digits or more (71.4, 0.992, 5.59).
+_RESULT = re.compile(r"(?<![\w.\-])(?=\d*\.\d)(0\.0*[1-9]\d{2,}|[1-9]\d*\.\d+)(?![\w.]*\d)")
+
+
+def _significant(number: str) -> int:
+    return len(number.replace(".", "").lstrip("0"))
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem[:2].isdigit()], ids=lambda p: p.name)
+def test_numbers_in_the_text_are_printed_by_a_cell(path: Path) -> None:
+    """Every measured number quoted in a chapter's prose or figure captions (three significant digits or more)
+    appears in a stored output or in the code: a re-run that changes a result makes the text quoting it fail here."""
+    cells = json.loads(path.read_text())["cells"]
+    printed = []
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            printed.append("".join(cell["source"]))
+            for out in cell.get("outputs", []):
+                printed.append("".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", "")))
+    printed = "\n".join(printed)
+    missing = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown":
+            source = "".join(cell["source"])
+        else:  # a figure's caption
+            source = cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption", "")
+        text = _ROLE.sub(" ", _CODE.sub(" ", _MATH.sub(" ", source)))
+        for match in _RESULT.finditer(text):
+            number = match.group(1)
+            if _significant(number) >= 3 and number not in printed:
+                context = text[max(0, match.start() - 40) : match.end() + 10].replace("\n", " ")
+                missing.append(f"cell {index}: {number} in '...{context}...'")
+    assert not missing, f"{path.name}: numbers in the text that no cell prints:\n" + "\n".join(missing)

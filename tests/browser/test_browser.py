@@ -5,10 +5,13 @@ images that did not load, and internal links whose target page or anchor does no
 screenshot of each chapter under ``_build/screenshots/``. Run after ``jupyter-book build`` (``make test``
 does this); needs Debian's ``chromium`` (``apt-get install chromium``).
 
-Then scans what a reader sees at a 1280 x 900 window (``scans.py``): raw TeX in the text, math displays, code
-and output blocks wider than the text column, widget views with nothing visible, and images with fewer than
-1.5 natural pixels per displayed pixel. Each scan's failure lists every offender on every page. The book is
-read from ``_build/html`` (or from the folder named by the environment variable ``BOOK_HTML``).
+Then scans what a reader sees, at a 1280 x 900 window and at a 390 x 844 phone (``scans.py``): raw TeX in the
+text, blocks wider than the text column (at 1280 px nothing may scroll sideways; at 390 px wide formulas and
+tables must scroll rather than be cut), widget views with nothing visible, blurry and squashed images, a full
+stop wrapped away from its formula, figures without a numbered caption or with a file name for alt text, and the
+chapter-list and contents buttons. Each
+scan's failure lists every offender on every page. The book is read from ``_build/html`` (or from the folder
+named by the environment variable ``BOOK_HTML``).
 """
 
 from __future__ import annotations
@@ -27,14 +30,18 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("BOOK_HTML") or ROOT / "_build" / "html")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-PAGES = sorted(p.relative_to(HTML).as_posix() for p in HTML.glob("**/*.html")
-               if not p.relative_to(HTML).as_posix().startswith(("_", "genindex", "search", "py-modindex")))
+PAGES = sorted(
+    p.relative_to(HTML).as_posix()
+    for p in HTML.glob("**/*.html")
+    if not p.relative_to(HTML).as_posix().startswith(("_", "genindex", "search", "py-modindex"))
+)
 
 
 @pytest.fixture(scope="module")
 def server():
     if not (HTML / "index.html").exists():
         raise RuntimeError(f"{HTML} has no index.html: build the book first (make book-stored)")
+
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
@@ -81,7 +88,9 @@ def test_page_renders_offline(page_path: str, server: str, browser) -> None:
     text = page.inner_text("article") if page.query_selector("article") else page.inner_text("body")
     raw = [marker for marker in ("$$", "\\begin{", "\\(", "\\[") if marker in text]
     assert not raw, f"{page_path}: unrendered math ({raw}) in the page text"
-    broken = page.evaluate("() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
+    broken = page.evaluate(
+        "() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+    )
     assert not broken, f"{page_path}: images that did not load: {broken}"
     if "book/" in page_path and page_path.split("/")[-1][:2].isdigit():
         assert "colab.research.google.com" in html, f"{page_path}: a chapter needs a Colab launch button"
@@ -98,7 +107,9 @@ def test_internal_links_resolve() -> None:
     def ids(path: Path) -> set[str]:
         if path not in anchors:
             soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-            anchors[path] = {tag["id"] for tag in soup.find_all(id=True)} | {tag["name"] for tag in soup.find_all("a", attrs={"name": True})}
+            anchors[path] = {tag["id"] for tag in soup.find_all(id=True)} | {
+                tag["name"] for tag in soup.find_all("a", attrs={"name": True})
+            }
         return anchors[path]
 
     for page_path in PAGES:
@@ -113,7 +124,9 @@ def test_internal_links_resolve() -> None:
             if target.is_dir():
                 target = target / "index.html"
             if not target.exists():
-                missing.append(f"{page_path}: {href} (no file {target.relative_to(HTML.resolve()) if target.is_relative_to(HTML.resolve()) else target})")
+                missing.append(
+                    f"{page_path}: {href} (no file {target.relative_to(HTML.resolve()) if target.is_relative_to(HTML.resolve()) else target})"
+                )
                 continue
             if parsed.fragment and target.suffix == ".html" and unquote(parsed.fragment) not in ids(target):
                 missing.append(f"{page_path}: {href} (no anchor #{parsed.fragment})")
@@ -124,53 +137,95 @@ def is_chapter(page_path: str) -> bool:
     return page_path.split("/")[-1][:2].isdigit()
 
 
+WIDTHS = {"desktop": scans.DESKTOP, "phone": scans.PHONE}
+
+
+def open_typeset(page, url: str) -> None:
+    """Load a page and wait until MathJax has typeset it and the fonts are ready."""
+    page.goto(url, wait_until="networkidle")
+    if page.query_selector("span.math, div.math, .math"):
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
+        page.evaluate("() => MathJax.startup.promise")
+    page.evaluate("() => document.fonts.ready")
+
+
 @pytest.fixture(scope="module")
-def scan_results(server: str, browser, scan_summary) -> dict[str, dict[str, list[str]]]:
-    """Every page opened at 1280 x 900 once, with math typeset, and scanned: ``{page: {scan: offenders}}``."""
+def scan_results(server: str, browser, scan_summary) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """Every page opened once at each width (1280 x 900 and 390 x 844), typeset and scanned:
+    ``{width name: {page: {scan: offenders}}}``. A screenshot of the top of every chapter at the phone width
+    goes to ``_build/screenshots/`` beside the desktop ones."""
     results = {}
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith((server, "data:"))
-               else route.abort())
-    for page_path in PAGES:
-        page.goto(server + page_path, wait_until="networkidle")
-        if page.query_selector("span.math, div.math, .math"):
-            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                   timeout=20_000)
-            page.evaluate("() => MathJax.startup.promise")
-        page.evaluate("() => document.fonts.ready")
-        results[page_path] = scans.scan(page)
-    page.close()
-    chapters = sum(is_chapter(p) for p in results)
-    scan_summary.append(f"scanned {len(results)} pages ({chapters} chapters) at 1280 x 900")
-    for name in scans.SCANS:
-        count = sum(len(found[name]) for found in results.values())
-        pages = sum(bool(found[name]) for found in results.values())
-        scan_summary.append(f"  {name}: {count} offenders on {pages} pages")
+    for width_name, width in WIDTHS.items():
+        phone = width_name == "phone"
+        page = browser.new_page(viewport={"width": width, "height": 844 if phone else 900})
+        page.route(
+            "**/*",
+            lambda route: route.continue_() if route.request.url.startswith((server, "data:")) else route.abort(),
+        )
+        found = results[width_name] = {}
+        for page_path in PAGES:
+            open_typeset(page, server + page_path)
+            if phone and is_chapter(page_path):
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / f"{Path(page_path).stem}-phone.png"))
+            found[page_path] = scans.scan(page, phone=phone, chapter=is_chapter(page_path))
+        page.close()
+        chapters = sum(is_chapter(p) for p in found)
+        scan_summary.append(f"scanned {len(found)} pages ({chapters} chapters) at {width} px ({width_name})")
+        for name in scans.SCANS:
+            count = sum(len(offenders[name]) for offenders in found.values())
+            pages = sum(bool(offenders[name]) for offenders in found.values())
+            scan_summary.append(f"  {name}: {count} offenders on {pages} pages")
     return results
 
 
-def report(results: dict[str, dict[str, list[str]]], name: str) -> str:
+def report(results: dict[str, dict[str, list[str]]], name: str, width_name: str) -> str:
     lines = []
     for page_path, found in results.items():
         for offender in found[name]:
             lines.append(f"{page_path}: {offender}")
     chapters = sum(is_chapter(p) for p in results)
-    return (f"{name}: {len(lines)} offenders on {len(results)} pages checked ({chapters} chapters):\n"
-            + "\n".join(lines))
+    return (
+        f"{name} at {WIDTHS[width_name]} px: {len(lines)} offenders on {len(results)} pages checked "
+        f"({chapters} chapters):\n" + "\n".join(lines)
+    )
 
 
+@pytest.mark.parametrize("width_name", list(WIDTHS))
 @pytest.mark.parametrize("name", list(scans.SCANS))
-def test_what_a_reader_sees(name: str, scan_results) -> None:
-    offenders = [o for found in scan_results.values() for o in found[name]]
-    assert len(scan_results) == len(PAGES) and any(is_chapter(p) for p in scan_results)
-    assert not offenders, report(scan_results, name)
+def test_what_a_reader_sees(name: str, width_name: str, scan_results) -> None:
+    results = scan_results[width_name]
+    offenders = [o for found in results.values() for o in found[name]]
+    assert len(results) == len(PAGES) and any(is_chapter(p) for p in results)
+    assert not offenders, report(results, name, width_name)
+
+
+def test_every_chapter_has_numbered_figures(server: str, browser) -> None:
+    """Each chapter shows captioned figures numbered "Fig. N.k", and a {numref} to one of them resolves."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    missing = []
+    for page_path in [p for p in PAGES if is_chapter(p)]:
+        page.goto(server + page_path, wait_until="domcontentloaded")
+        numbers = page.eval_on_selector_all(
+            "figure figcaption .caption-number", "els => els.map(e => e.textContent.trim())"
+        )
+        if not numbers or not all(n.startswith("Fig.") for n in numbers):
+            missing.append(f"{page_path}: figure numbers {numbers}")
+        references = page.eval_on_selector_all(
+            'article a.reference.internal[href*="#fig-"]', "els => els.map(e => e.textContent.trim())"
+        )
+        if not any(r.startswith("Fig.") for r in references):
+            missing.append(f"{page_path}: the text refers to none of its figures by number ({{numref}})")
+    page.close()
+    assert not missing, "\n".join(missing)
 
 
 def test_static_sliders_work_without_a_kernel(server: str, browser) -> None:
     """Every slider written by ``companion.plotting.slider_figures`` switches its figure and label on input."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith((server, "data:"))
-               else route.abort())
+    page.route(
+        "**/*", lambda route: route.continue_() if route.request.url.startswith((server, "data:")) else route.abort()
+    )
     checked, broken = 0, []
     for page_path in PAGES:
         page.goto(server + page_path, wait_until="networkidle")
