@@ -164,7 +164,7 @@ def bench_overhead(device: torch.device, repeats: int, quick: bool) -> str:
     for batch in (8, 1024) if quick else (8, 64, 1024):
         runs, gap = overhead_runs(batch, device, torchdiffeq)
         gaps.append(gap)
-        for name, wrap in (("forward", forward_only), ("forward + backward", forward_backward)):
+        for name, wrap in (("forward", forward_only), ("fwd + bwd", forward_backward)):
             times = interleaved({key: wrap(run) for key, run in runs.items()}, repeats, device, clock)
             ours = [
                 ratio_spread(times, key, "hand") for key in ("rk_step", "FlowLayer", "hand trajectory", "integrate")
@@ -178,13 +178,13 @@ def bench_overhead(device: torch.device, repeats: int, quick: bool) -> str:
     header = [
         "batch",
         "pass",
-        "hand-written step (ms)",
-        "rk_step loop",
+        "hand-written (ms)",
+        "rk_step",
         "FlowLayer",
-        "hand-written, trajectory kept",
+        "hand-written + states",
         "integrate",
         "torchdiffeq rk4",
-        "torchdiffeq / our 3/8 rule",
+        "torchdiffeq / RK38",
     ]
     timed = (
         "CPU time of this process (left out: the time it waits while other jobs hold the cores)"

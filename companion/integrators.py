@@ -231,7 +231,7 @@ STORMER_VERLET = GeometricMethod("stormer_verlet", "Störmer-Verlet", 2, frozens
 CAYLEY = GeometricMethod("cayley", "Cayley step", 1, frozenset({"norm"}))
 EXP = GeometricMethod("exp", "matrix-exponential step", 1, frozenset({"norm"}))
 ROTATION = GeometricMethod("rotation", "plane-rotation step", 1, frozenset({"norm"}))
-#: The exponential exit step of compartmental fields (:func:`companion.structured.exponential_exit_step`): keeps
+#: The exponential exit step of compartmental fields (:func:`companion.structured.positive.exponential_exit_step`): keeps
 #: the total mass of the compartments and their non-negativity for every step size.
 EXPONENTIAL_EXIT = GeometricMethod("exponential_exit", "exponential exit step", 1, frozenset({"mass", "positivity"}))
 

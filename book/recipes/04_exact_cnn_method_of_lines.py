@@ -1,4 +1,3 @@
-import torch
 from companion import pde
 
 size, alpha = 64, 0.01

@@ -18,9 +18,11 @@ Then, for the computed stage outputs at :math:`x` and :math:`y`,
 network's bound :math:`L`, and the two rounding errors (each a telescoping sum of the stages' errors carried by
 the exact later stages), the same recursion gives
 
-.. math:: \lVert\hat f(y)-\hat f(x)\rVert_2 \le \alpha(x) + \beta\,\lVert y-x\rVert_2, \qquad
-   \alpha = \textstyle\sum_s 2\rho_s w_s\prod_{t>s}(\ell_t+\rho_tc_t),\quad
-   \beta = L + \prod_s(\ell_s+\rho_sc_s) - \prod_s\ell_s .
+.. math::
+
+   \lVert\hat f(y)-\hat f(x)\rVert_2 &\le \alpha(x) + \beta\,\lVert y-x\rVert_2,\\
+   \alpha &= \textstyle\sum_s 2\rho_s w_s\prod_{t>s}(\ell_t+\rho_tc_t),\\
+   \beta &= L + \prod_s(\ell_s+\rho_sc_s) - \prod_s\ell_s .
 
 **Why (R) holds, with** :math:`\rho_s=\gamma_{n_s+4}=(n_s+4)u/(1-(n_s+4)u)`, :math:`u` the unit roundoff and
 :math:`n_s` the longest dot product of the stage. A dot product of length :math:`n`, summed in any order, errs by

@@ -70,9 +70,10 @@ def method_of_lines_schematic() -> mpl.figure.Figure:
     r"""The method of lines as a convolutional ResNet, in three panels.
 
     Left: a grid function :math:`U_{rs} = u(x_r, y_s)` with a 3x3 window. Middle: the 5-point Laplacian as a
-    kernel; sliding it over the image is a convolution, :math:`\Delta_h U = K\star U`. Right: one step of the
-    network, ``n`` explicit Euler sub-steps :math:`U \mapsto U + \tfrac{\delta t}{n}F_\theta(U)`, each a
-    residual block whose field is the two-layer CNN :math:`F_\theta = \mathcal B\star\sigma(\mathcal A\star U)`.
+    kernel; sliding it over the image is a convolution, :math:`\delta x^2\,\Delta_{\delta x} U = K\star U`.
+    Right: one step of the network, ``n`` explicit Euler sub-steps
+    :math:`U \mapsto U + \tfrac{\delta t}{n}F_\theta(U)`, each a residual block whose field is the two-layer CNN
+    :math:`F_\theta = \mathcal B\star\sigma(\mathcal A\star U)`.
 
     Returns
     -------
@@ -92,7 +93,7 @@ def method_of_lines_schematic() -> mpl.figure.Figure:
     ax.imshow(kernel, cmap="RdBu_r", vmin=-6, vmax=6)
     for (i, j), value in np.ndenumerate(kernel):
         ax.text(j, i, f"{value:g}", ha="center", va="center", fontsize=11)
-    ax.set_title("stencil = kernel $K$\n" r"$h^2\Delta_h U = K\star U$", fontsize=10)
+    ax.set_title("stencil = kernel $K$\n" r"$\delta x^2\,\Delta_{\delta x} U = K\star U$", fontsize=10)
     for ax in axes[:2]:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -146,7 +147,7 @@ def error_splitting_schematic() -> mpl.figure.Figure:
     The truth :math:`U^{j+1}`, the exact flow :math:`\Phi^{\delta t}_F(U^j)` of the semi-discrete system, the
     Euler sub-steps :math:`\Psi^{\delta t}_F(U^j)` with the finite-difference field and the network's step
     :math:`\Psi^{\delta t}_{F_\theta}(U^j)`; consecutive endpoints are joined by the spatial error
-    :math:`O(h^2)`, the temporal error :math:`O(\delta t^{r+1})` and the network term.
+    :math:`O(\delta x^2)`, the temporal error :math:`O(\delta t^{r+1})` and the network term.
 
     Returns
     -------
@@ -176,7 +177,7 @@ def error_splitting_schematic() -> mpl.figure.Figure:
         )
         ax.plot(x, y, "o", color=color, ms=5)
         ax.text(x + 0.15, y, label, fontsize=9, va="center", color=color)
-    terms = ["spatial $O(h^2)$", r"temporal $O(\delta t^{r+1})$", "network"]
+    terms = [r"spatial $O(\delta x^2)$", r"temporal $O(\delta t^{r+1})$", "network"]
     for (a, b), term in zip(zip(ends, ends[1:]), terms):
         mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
         ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="<->", color=_PINK, lw=1.2, shrinkA=4, shrinkB=4))

@@ -70,14 +70,14 @@ def shear_schematic(*, lines: int = 7, samples: int = 200) -> mpl.figure.Figure:
         (r"shear 1: $x \leftarrow x + g(v)$", shear_x),
         (r"shear 2: $v \leftarrow v + k(x)$", lambda p: shear_v(shear_x(p))),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 3.0), sharex=True, sharey=True)
     for ax, (title, transform) in zip(axes, stages):
         for line in grid:
             mapped = transform(line)
             ax.plot(mapped[:, 0], mapped[:, 1], color="0.55", lw=0.8)
         mapped_cell = transform(cell)
         ax.fill(mapped_cell[:, 0], mapped_cell[:, 1], color=COLORS[1], alpha=0.6)
-        ax.set_title(f"{title}\nshaded area {_shoelace(mapped_cell):.4f}", fontsize=11)
+        ax.set_title(f"{title}\nshaded area {_shoelace(mapped_cell):.4f}", fontsize=9)
         ax.set_aspect("equal")
         ax.set_axis_off()
     for left, right in zip(axes[:-1], axes[1:]):
@@ -96,10 +96,9 @@ def shear_schematic(*, lines: int = 7, samples: int = 200) -> mpl.figure.Figure:
     fig.text(
         0.5,
         0.01,
-        r"each shear has a unit-triangular Jacobian, so $\det J = 1$ for the composition; "
-        r"in 3-D: one shear per coordinate block",
+        r"each shear has a unit-triangular Jacobian: $\det J = 1$ for the composition",
         ha="center",
-        fontsize=10,
+        fontsize=9,
     )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig

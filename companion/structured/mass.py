@@ -27,7 +27,7 @@ class MassPreservingLayer(StepSize, nn.Module):
     :math:`x + h\sum_i b_ik_i` changes :math:`\mathbf 1^\top x` by exactly zero: the mass is kept for
     every parameter value, step size and Runge--Kutta method in exact arithmetic. The sign of the entries is
     *not* kept: for concentrations that must stay :math:`\ge 0` use
-    :class:`~companion.structured.PositiveMassPreservingLayer`.
+    :class:`~companion.structured.positive.PositiveMassPreservingLayer`.
 
     **In floating point** the stages sum to zero only up to the rounding of the field's terms, which is relative
     to the weights, not to the mass: with :math:`k = M\sigma + m` (the field's
@@ -38,7 +38,7 @@ class MassPreservingLayer(StepSize, nn.Module):
     compared with the state lose the mass to rounding (float32, mass 10, field weights scaled by :math:`10^6`:
     drift 0.09; by :math:`10^{10}`: drift :math:`10^3`), and weights beyond the float range give inf or NaN;
     with ReLU the stages grow with the state and no such bound holds. Keep the weights moderate (weight decay),
-    or use :class:`~companion.structured.PositiveMassPreservingLayer`, whose drift is a few units of roundoff
+    or use :class:`~companion.structured.positive.PositiveMassPreservingLayer`, whose drift is a few units of roundoff
     of the mass itself for every weight.
 
     Parameters
@@ -201,8 +201,11 @@ def mass_preserving_network(
     ----------
     widths : sequence of int
         Input width, the widths of the blocks, output width; at least three entries.
-    layers_per_block, hidden : int
-        Layers per block and hidden width of each field.
+    layers_per_block : int
+        Number of :class:`MassPreservingLayer` s in each block (one block per interior width), >= 1.
+    hidden : int
+        Hidden width of the field of every layer: the number of units :math:`\sigma(Bx+c)` from which the entries
+        of :math:`A_\theta(x)` are computed (the same for every block, whatever its width).
     h, method, activation, learn_step
         Passed to every :class:`MassPreservingLayer`.
 

@@ -268,7 +268,7 @@ def positive_mass_network(
     activation: str = "tanh",
     learn_step: bool = True,
 ) -> nn.Sequential:
-    r"""Like :func:`~companion.structured.mass_preserving_network`, with :class:`PositiveMassPreservingLayer` blocks.
+    r"""Like :func:`~companion.structured.mass.mass_preserving_network`, with :class:`PositiveMassPreservingLayer` blocks.
 
     The lift (zero padding) and projection (adding the average of the dropped entries) keep both the sum
     and the sign, so the whole network maps non-negative inputs to non-negative outputs of the same sum,
