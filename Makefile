@@ -16,7 +16,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## make book: execute every notebook (cached by jupyter-cache) and render the HTML book into _build/html.
+## The notebooks the cache lacks are executed first, BOOK_JOBS at a time (jupyter-cache's worker, the same nbclient
+## execution and cache that myst-nb uses), so the build renders every chapter from the cache. BOOK_JOBS=1: one by one.
+BOOK_JOBS ?= 2
 book: $(STAMP)
+	$(BIN)/python scripts/booktools.py execute-cache _build/.jupyter_cache $(NOTEBOOKS) --jobs $(BOOK_JOBS)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python scripts/booktools.py timings _build/.jupyter_cache
 
