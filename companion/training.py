@@ -9,10 +9,11 @@ it leaves the global random generators alone: the batches are shuffled by a loca
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ from ._checks import (
     explain_dtype_errors,
     import_optional,
 )
+from .checkpoints import resume_run, save_run
+from .distributed import ONE_PROCESS, Processes, batches_of, processes, set_epoch
 
 __all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
 
@@ -140,17 +143,25 @@ def _tensor_batches(
             yield [t[index] for t in data]
 
 
-def _evaluate(model: nn.Module, data: Data, loss, batch_size: int, device: torch.device) -> float:
-    """The mean loss over ``data``, in eval mode (the model's modes are restored afterwards)."""
+def _evaluate(
+    model: nn.Module, data: Data, loss, batch_size: int, device: torch.device, group: Processes = ONE_PROCESS
+) -> float:
+    """The mean loss over ``data``, in eval mode (the model's modes are restored afterwards).
+
+    Under torchrun each process evaluates its share of tensor data and the sums are reduced; a ``DataLoader`` is
+    evaluated whole by every process."""
     total, count = 0.0, 0
-    if isinstance(data, torch.utils.data.DataLoader):
+    loader = isinstance(data, torch.utils.data.DataLoader)
+    if loader:
         batches = _loader_batches(data, device)
     else:
-        batches = _tensor_batches(data, batch_size, None)
+        batches = _tensor_batches(group.shard_data(data), batch_size, None)
     with _mode(model, False), torch.no_grad():
         for batch in batches:
             total += float(_batch_loss(model, batch, loss)) * len(batch[0])
             count += len(batch[0])
+    if not loader:
+        total, count = group.total(total, count)
     if count == 0:
         raise ValueError("the validation data yielded no sample; pass at least one, or validation=None.")
     return total / count
@@ -216,6 +227,9 @@ def _check_fit(
     weight_decay: float,
     compile: bool,
     seed: int,
+    checkpoint: str | os.PathLike | None,
+    resume: bool,
+    amp: bool,
 ) -> tuple[tuple[torch.Tensor, ...] | torch.utils.data.DataLoader, Data | None, int]:
     """Check :func:`fit`'s arguments; return the training and validation data checked, and the batch size."""
     if not isinstance(model, nn.Module):
@@ -240,8 +254,13 @@ def _check_fit(
     check_choice(schedule, "schedule", _SCHEDULES)
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}.")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile must be True or False, got {compile!r}.")
+    for flag, name in ((compile, "compile"), (resume, "resume"), (amp, "amp")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}.")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True continues from a checkpoint: pass checkpoint=path as well.")
     _check_seed(seed)
     return train, validation, batch_size
 
@@ -293,30 +312,56 @@ class _Steps:
     after_step: Callable[[nn.Module], None] | None
     schedule: torch.optim.lr_scheduler.LRScheduler | None
     per_batch: bool
+    group: Processes = ONE_PROCESS
+    autocast: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
 
-    def batch(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        """One optimiser step on ``batch``; returns the batch's loss before the step."""
-        value = _batch_loss(self.run, batch, self.loss)
+    def _loss(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The batch's loss (in autocast with ``amp``); on an empty shard a zero that still reaches every
+        parameter, so that ``DistributedDataParallel`` reduces the other processes' gradients."""
+        context = torch.autocast("cuda", dtype=self.autocast) if self.autocast is not None else nullcontext()
+        with context:
+            if len(batch[0]) == 0:
+                return self.run(batch[0]).sum() * 0.0
+            return _batch_loss(self.run, batch, self.loss)
+
+    def batch(self, batch: Sequence[torch.Tensor], share: float = 1.0) -> torch.Tensor:
+        """One optimiser step on ``batch`` (this process's ``share`` of the global batch); returns the batch's loss
+        before the step."""
+        value = self._loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        value.backward()
+        scaled = value if share == 1.0 else value * share
+        (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
         if self.clip_grad_norm is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.params, self.clip_grad_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.after_step is not None:
             self.after_step(self.model)
         if self.per_batch:
             self.schedule.step()
         return value
 
-    def epoch(self, batches: Iterable[Sequence[torch.Tensor]]) -> float:
+    @property
+    def evaluated(self) -> nn.Module:
+        """The module the validation loss is computed with: the training one, without ``DistributedDataParallel``."""
+        return self.model if self.group.parallel else self.run
+
+    def epoch(self, batches: Iterable[tuple[Sequence[torch.Tensor], float]]) -> float:
         """One step per batch (the model in training mode, its own modes back afterwards), then a per-epoch
-        schedule's step; returns the mean loss over the epoch's samples."""
+        schedule's step; returns the mean loss over the epoch's samples (of every process)."""
         running, seen = 0.0, 0
-        with _mode(self.model, True):
-            for batch in batches:
-                value = self.batch(batch)
+        with _mode(self.run if self.group.parallel else self.model, True):
+            for batch, share in batches:
+                value = self.batch(batch, share)
                 running += float(value.detach()) * len(batch[0])
                 seen += len(batch[0])
+        running, seen = self.group.total(running, seen)
         if seen == 0:
             raise ValueError("the training data yielded no sample in an epoch; pass data with at least one.")
         if self.schedule is not None and not self.per_batch:
@@ -327,24 +372,25 @@ class _Steps:
 class _NoBar:
     """What fit loops over when it shows no progress bar: the epochs, and a ``set_postfix`` that does nothing."""
 
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
+    def __init__(self, epochs: int, first: int = 0) -> None:
+        self.epochs, self.first = epochs, first
 
     def __iter__(self):
-        return iter(range(self.epochs))
+        return iter(range(self.first, self.epochs))
 
     def set_postfix(self, **values) -> None:
         pass
 
 
-def _progress_bar(epochs: int, progress: bool | None):
-    """A tqdm bar over the epochs, or none: ``None`` shows one when tqdm is installed, ``True`` requires it."""
+def _progress_bar(epochs: int, progress: bool | None, first: int = 0):
+    """A tqdm bar over the epochs from ``first``, or none: ``None`` shows one when tqdm is installed, ``True``
+    requires it."""
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {progress!r} of type {type(progress).__name__}.")
     if progress is False or (progress is None and importlib.util.find_spec("tqdm") is None):
-        return _NoBar(epochs)
+        return _NoBar(epochs, first)
     tqdm = import_optional("tqdm.auto", "progress", "companion.fit(progress=True) draws its bar with tqdm").tqdm
-    return tqdm(range(epochs), desc="training", leave=False)
+    return tqdm(range(first, epochs), desc="training", leave=False, initial=first, total=epochs)
 
 
 def fit(
@@ -366,6 +412,10 @@ def fit(
     seed: int = 0,
     compile: bool = False,
     progress: bool | None = None,
+    distributed: bool | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    amp: bool = False,
 ) -> History:
     r"""Train ``model`` by mini-batch gradient descent and return the :class:`History`.
 
@@ -410,7 +460,25 @@ def fit(
         measurements. Same results as eager to rounding.
     progress : bool, optional
         Show a ``tqdm`` progress bar: by default (``None``) when tqdm (the extra ``companion[progress]``) is
-        installed; ``True`` requires it, ``False`` shows none.
+        installed; ``True`` requires it, ``False`` shows none. Under torchrun only process 0 shows it.
+    distributed : bool, optional
+        Train on the processes of a ``torchrun`` launch (:mod:`companion.distributed`): the model is wrapped in
+        ``DistributedDataParallel``, ``batch_size`` is the global batch (each of N processes takes
+        ``batch_size / N``, which must be whole), tensor data are sharded so that a step equals one process's
+        step on the same global batch, losses are reduced over the processes. ``None`` (default): do so when
+        ``torch.distributed`` is initialised with more than one process; ``True``: initialise it from torchrun's
+        environment first (gloo for a CPU model, nccl for a CUDA model on ``cuda:LOCAL_RANK``); ``False``: this
+        process alone. Every process must call ``fit`` with the same settings (checked).
+    checkpoint : str or os.PathLike, optional
+        Write the run's whole state there after every epoch (:mod:`companion.checkpoints`; process 0 only).
+    resume : bool
+        Continue the run the ``checkpoint`` file holds (it must exist and have been written with the same
+        settings): the finished run equals one that was never stopped.
+    amp : bool
+        Mixed precision on CUDA: the training steps run in ``torch.autocast`` (bfloat16 where the GPU supports
+        it, else float16 with a ``GradScaler``); parameters, optimiser, the validation loss and everything after
+        ``fit`` (certificates, structure checks) stay in the model's dtype. Refused for a model on the CPU,
+        where autocast emulates the half types and is slower than float32.
 
     Returns
     -------
@@ -424,6 +492,10 @@ def fit(
         outputs and targets of different shapes, ``batch_size`` with a ``DataLoader``, a bad count, rate or name.
     ModuleNotFoundError
         On ``progress=True`` without tqdm installed (the message names the extra that installs it).
+    RuntimeError
+        On ``distributed=True`` in a process that torchrun did not launch (the message says how to launch it).
+    FileNotFoundError
+        On ``resume=True`` without a checkpoint file.
     """
     train, validation, batch_size = _check_fit(
         model,
@@ -439,16 +511,26 @@ def fit(
         weight_decay=weight_decay,
         compile=compile,
         seed=seed,
+        checkpoint=checkpoint,
+        resume=resume,
+        amp=amp,
     )
     generator = torch.Generator().manual_seed(seed)
     params = _trainable_parameters(model)
     device = params[0].device
+    autocast = _autocast_dtype(amp, device)
+    group = processes(distributed, device)
+    sharded = not isinstance(train, torch.utils.data.DataLoader)
+    settings = _run_settings(locals(), group, train)
+    group.check_same(**settings)
     train, validation = _on_device(train, device), _on_device(validation, device)
+    train = group.share(train, batch_size, seed)
     opt = _make_optimizer(optimizer, params, lr=lr, weight_decay=weight_decay)
     total_steps = epochs * _steps_per_epoch(train, batch_size)
     sched = _make_schedule(schedule, opt, lr=lr, total_steps=total_steps, step_size=step_size, gamma=gamma)
+    wrapped = group.wrap(model, device)
     steps = _Steps(
-        torch.compile(model) if compile else model,
+        torch.compile(wrapped) if compile else wrapped,
         model,
         loss,
         opt,
@@ -457,17 +539,57 @@ def fit(
         after_step,
         sched,
         per_batch=schedule in _PER_BATCH_SCHEDULES,
+        group=group,
+        autocast=autocast,
+        scaler=torch.amp.GradScaler("cuda") if autocast == torch.float16 else None,
     )
-    history, start = History(), time.perf_counter()
-    bar = _progress_bar(epochs, progress)
-    for _ in bar:
-        history.loss.append(steps.epoch(_epoch_batches(train, batch_size, generator, device)))
+    history = History()
+    first = resume_run(checkpoint, settings, steps, generator, history) if resume else 0
+    start = time.perf_counter() - history.seconds
+    bar = _progress_bar(epochs, progress if group.main else False, first)
+    for epoch in bar:
+        set_epoch(train, epoch)
+        history.loss.append(
+            steps.epoch(batches_of(group, _epoch_batches(train, batch_size, generator, device), sharded))
+        )
         history.lr.append(opt.param_groups[0]["lr"])
         if validation is not None:
-            history.val_loss.append(_evaluate(steps.run, validation, loss, max(batch_size, 1024), device))
+            size = max(batch_size, 1024)
+            history.val_loss.append(_evaluate(steps.evaluated, validation, loss, size, device, group))
         bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
+        history.seconds = time.perf_counter() - start
+        if checkpoint is not None:
+            save_run(checkpoint, epoch + 1, settings, steps, generator, history)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _autocast_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``fit(..., amp=True)``: bfloat16 where the GPU has it, else float16; ``None`` off."""
+    if not amp:
+        return None
+    if device.type != "cuda":
+        raise ValueError(
+            f"amp=True runs the training steps in CUDA autocast, and the model is on {device}; on the CPU autocast "
+            "emulates the half types and trains slower than float32: leave amp out, or move the model to a GPU."
+        )
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _run_settings(arguments: dict, group: Processes, train: Data) -> dict:
+    """What a checkpoint must share with the run that resumes it, and every process with the others."""
+    names = ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule", "step_size", "gamma", "seed")
+    settings = {name: arguments[name] for name in names}
+    loss = arguments["loss"]
+    settings["loss"] = loss if isinstance(loss, str) else getattr(loss, "__qualname__", type(loss).__name__)
+    settings["clip_grad_norm"] = arguments["clip_grad_norm"]
+    settings["amp"] = arguments["amp"]
+    settings["processes"] = group.world
+    if isinstance(train, torch.utils.data.DataLoader):  # an iterable dataset: its number of batches
+        settings["samples"] = len(train.dataset) if hasattr(train.dataset, "__len__") else len(train)
+    else:
+        settings["samples"] = len(train[0])
+    return settings
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096) -> float:

@@ -1,0 +1,132 @@
+"""Checkpoints of :func:`companion.training.fit`: everything a run needs to go on after a kill as if never stopped.
+
+``fit(..., checkpoint=path)`` writes, after every epoch (process 0 only, to a temporary file then renamed, so a kill
+during the write leaves the previous checkpoint whole): the model's ``state_dict``, the optimiser's, the schedule's
+and the gradient scaler's, ``fit``'s shuffling generator, the random states of every process (PyTorch's CPU and
+CUDA generators, NumPy's and Python's: augmentations drawn from them resume where they were), the completed epochs,
+the :class:`~companion.training.History` so far and the settings of the run. ``fit(..., resume=True)`` loads it,
+refuses it if the settings differ (another learning rate or number of processes would not continue the same run),
+and trains the remaining epochs: the finished run equals an uninterrupted one. The file is read with
+``torch.load(weights_only=True)``: it holds tensors, numbers, strings and lists only.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT",
+    "random_states",
+    "restore_random_states",
+    "save_checkpoint",
+    "load_checkpoint",
+    "save_run",
+    "resume_run",
+]
+
+#: Version of the checkpoint's layout; a file of another version is refused.
+FORMAT = 1
+
+
+def random_states() -> dict:
+    """This process's random states: PyTorch's (CPU and every CUDA device), NumPy's and Python's."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    version, state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "python": [version, list(state), gauss],
+    }
+
+
+def restore_random_states(states: dict) -> None:
+    """Set the random states :func:`random_states` returned."""
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    version, state, gauss = states["python"]
+    random.setstate((version, tuple(state), gauss))
+
+
+def _state_dict(thing) -> dict | None:
+    return None if thing is None else thing.state_dict()
+
+
+def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generator, history, random: list) -> None:
+    """Write the state after ``epoch`` completed epochs to ``path`` (through a temporary file, renamed)."""
+    state = {
+        "format": FORMAT,
+        "epoch": epoch,
+        "settings": settings,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": _state_dict(run.schedule),
+        "scaler": _state_dict(run.scaler),
+        "generator": generator.get_state(),
+        "history": asdict(history),
+        "random": random,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path, settings: dict) -> dict:
+    """The checkpoint at ``path``, refused unless it was written by a run with these ``settings``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"fit(..., resume=True) found no checkpoint at {path}; train without resume first (it writes one "
+            "every epoch), or pass resume=path.exists() to start a run that resumes when it can."
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a truncated or foreign file: name it
+        raise ValueError(f"{path} is not a checkpoint written by companion.fit ({error}).") from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a checkpoint of companion.fit's format {FORMAT}.")
+    saved = state["settings"]
+    different = sorted(key for key in set(saved) | set(settings) if saved.get(key) != settings.get(key))
+    if different:
+        raise ValueError(
+            f"the checkpoint {path} was written by a run with other settings, so resuming would not continue it: "
+            + ", ".join(f"{key} was {saved.get(key)!r}, now {settings.get(key)!r}" for key in different)
+        )
+    return state
+
+
+def save_run(path, epoch: int, settings: dict, steps, generator: torch.Generator, history) -> None:
+    """Write a checkpoint of a fit after ``epoch`` epochs (``steps``: its model, optimiser, schedule, scaler and
+    processes); every process hands its random states to process 0, which writes."""
+    states = steps.group.gather(random_states())
+    if steps.group.main:
+        save_checkpoint(
+            Path(path), epoch=epoch, settings=settings, run=steps, generator=generator, history=history, random=states
+        )
+
+
+def resume_run(path, settings: dict, steps, generator: torch.Generator, history) -> int:
+    """Load the checkpoint at ``path`` into the run; return the number of epochs it completed."""
+    state = load_checkpoint(Path(path), settings)
+    steps.model.load_state_dict(state["model"])
+    steps.optimizer.load_state_dict(state["optimizer"])
+    if steps.schedule is not None:
+        steps.schedule.load_state_dict(state["schedule"])
+    if steps.scaler is not None:
+        steps.scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    for name, value in state["history"].items():
+        setattr(history, name, value)
+    restore_random_states(state["random"][steps.group.rank])
+    return int(state["epoch"])
