@@ -147,18 +147,62 @@ def _execute_cached(job: tuple[int, str, str, int, bool]) -> tuple[int, str, flo
     return status, uri, seconds, wakeups.write_report(Path(uri).stem, wakeups.take_watches())
 
 
+#: Notebooks that run alone on every core before the others run two at a time on one core each: they use both
+#: cores and would take over 1.5x longer on one (measured on 2 cores, bare nbclient, 2026-12-05: chapter 4 takes 41-43 s
+#: with two threads and 62.5 s with one; the others take at most 1.08x longer on one thread, chapter 6 none).
+ALL_CORES = ("04_pde_pixel_data",)
+
+
+def _execute_pool(todo: list, jobs: int, threads: int, cache, settings: tuple[str, int, bool]) -> tuple[list, list]:
+    """Execute ``todo`` (cache records) ``jobs`` at a time, each kernel on ``threads`` threads (unless
+    ``OMP_NUM_THREADS`` is set); return the names that failed and those with lost wake-ups."""
+    wakeups = kernel_wakeups()
+    failed, stalled = [], []
+    cache_path, timeout, allow_errors = settings
+    threads = os.environ.get("OMP_NUM_THREADS", str(threads))
+    print(f"executing {len(todo)} notebook(s), {jobs} at a time, {threads} thread(s) each", flush=True)
+    work = [(record.pk, record.uri, str(Path(cache_path).absolute()), timeout, allow_errors) for record in todo]
+    # Kernels inherit the workers' environment; the workers apply the fix themselves (initializer).
+    environment = {**os.environ}
+    os.environ["OMP_NUM_THREADS"] = threads
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=wakeups.install) as pool:
+            futures = [pool.submit(_execute_cached, job) for job in work]
+            for future in concurrent.futures.as_completed(futures):
+                status, uri, seconds, report = future.result()
+                name = Path(uri).name
+                print(
+                    f"  {seconds:7.1f} s  {name}  (longest wait with the kernel idle {report['longest_wait']:.2f} s, "
+                    f"{report['messages']} messages)",
+                    flush=True,
+                )
+                if status != 0:
+                    failed.append(name)
+                    print(cache.get_project_record(uri).traceback or f"{name}: execution failed", file=sys.stderr)
+                if report["stalls"]:
+                    stalled.append(name)
+                    print(f"{name}: lost wake-ups: {report['stalls']}", file=sys.stderr)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+    return failed, stalled
+
+
 def execute_cache(cache_path: str, notebooks: list[str], jobs: int, config_path: Path = ROOT / "_config.yml") -> None:
     """Execute the notebooks the book's jupyter-cache lacks, ``jobs`` at a time, before ``jupyter-book build``.
 
     Each notebook runs through jupyter-cache's worker (nbclient, in the notebook's folder, with the timeout and
     allow_errors of ``_config.yml``) and is stored in the cache that myst-nb reads, so the build then renders
     every chapter from the cache ("Using cached notebook") and the outputs are those a serial build executes.
-    The longest notebooks (``book/timings.csv``) start first, so that the two workers finish together.
+    The notebooks of ``ALL_CORES`` run first, alone on every core; then the others ``jobs`` at a time with the
+    cores shared (two kernels with torch's default pool, one thread per core, would oversubscribe the cores, and
+    OpenMP threads that wait by spinning slow each other down far more than twice), the longest first
+    (``book/timings.csv``) so that the workers finish together.
     """
     from jupyter_cache import get_cache
 
-    settings = yaml.safe_load(Path(config_path).read_text()).get("execute", {})
-    timeout, allow_errors = int(settings.get("timeout", CELL_TIMEOUT)), bool(settings.get("allow_errors", False))
+    options = yaml.safe_load(Path(config_path).read_text()).get("execute", {})
+    settings = (cache_path, int(options.get("timeout", CELL_TIMEOUT)), bool(options.get("allow_errors", False)))
     cache = get_cache(cache_path)
     records = [cache.add_nb_to_project(str(Path(nb).absolute())) for nb in notebooks]
     todo = cache.list_unexecuted(filter_pks=[record.pk for record in records])
@@ -167,36 +211,17 @@ def execute_cache(cache_path: str, notebooks: list[str], jobs: int, config_path:
         return
     expected = recorded_seconds()
     todo.sort(key=lambda record: -expected.get(Path(record.uri).stem, 0.0))
-    jobs = max(1, min(jobs, len(todo)))
-    # Each kernel gets its share of the cores: two kernels with torch's default pool (one thread per core) would
-    # oversubscribe two cores, and OpenMP threads that wait by spinning slow each other down far more than twice.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    print(
-        f"executing {len(todo)} notebook(s), {jobs} at a time ({os.environ['OMP_NUM_THREADS']} thread(s) each), "
-        f"into {cache_path} ({machine()})",
-        flush=True,
-    )
-    wakeups = kernel_wakeups()
-    failed, stalled = [], []
-    start = time.perf_counter()
-    # Worker processes apply the fix themselves (initializer), whatever the start method.
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=wakeups.install) as pool:
-        work = [(record.pk, record.uri, str(Path(cache_path).absolute()), timeout, allow_errors) for record in todo]
-        futures = [pool.submit(_execute_cached, job) for job in work]
-        for future in concurrent.futures.as_completed(futures):
-            status, uri, seconds, report = future.result()
-            name = Path(uri).name
-            print(
-                f"  {seconds:7.1f} s  {name}  (longest wait with the kernel idle {report['longest_wait']:.2f} s, "
-                f"{report['messages']} messages)",
-                flush=True,
-            )
-            if status != 0:
-                failed.append(name)
-                print(cache.get_project_record(uri).traceback or f"{name}: execution failed", file=sys.stderr)
-            if report["stalls"]:
-                stalled.append(name)
-                print(f"{name}: lost wake-ups: {report['stalls']}", file=sys.stderr)
+    alone = [record for record in todo if Path(record.uri).stem in ALL_CORES and jobs > 1]
+    shared = [record for record in todo if record not in alone]
+    cores = os.cpu_count() or 1
+    print(f"into {cache_path} ({machine()})", flush=True)
+    failed, stalled, start = [], [], time.perf_counter()
+    if alone:
+        failed, stalled = _execute_pool(alone, 1, cores, cache, settings)
+    if shared:
+        jobs = max(1, min(jobs, len(shared)))
+        more_failed, more_stalled = _execute_pool(shared, jobs, max(1, cores // jobs), cache, settings)
+        failed, stalled = failed + more_failed, stalled + more_stalled
     print(f"executed in {time.perf_counter() - start:.1f} s", flush=True)
     if failed:
         raise SystemExit(f"execution failed: {', '.join(failed)}")
