@@ -164,6 +164,10 @@ def test_volume_layer_validation():
         VolumePreservingLayer(3, hidden=2.5)
     with pytest.raises(ValueError, match="does not keep volume"):
         VolumePreservingLayer(3, method="rk4")
+    with pytest.raises(ValueError, match="keep volume in every dimension, odd included"):
+        VolumePreservingLayer(
+            3, method="heun"
+        )  # the allowed names are symplectic ones: the message says what they mean
     with pytest.raises(ValueError, match="last dimension 3"):
         VolumePreservingLayer(3)(torch.zeros(2, 4))
 

@@ -136,7 +136,7 @@ class VolumePreservingLayer(StepSize, nn.Module):
             raise ValueError(f"VolumePreservingLayer needs dim >= 2 (two blocks to shear), got dim={dim}.")
         self.blocks = _check_blocks(blocks, dim)
         self.hidden = None if hidden is None else check_positive_int(hidden, "hidden")
-        self.method = require_method("volume", method)
+        self.method = self._check_method(method)
         check_choice(activation, "activation", ACTIVATIONS)
         ends = torch.tensor(self.blocks).cumsum(0).tolist()
         self._bounds = tuple(zip([0, *ends[:-1]], ends))
@@ -144,7 +144,13 @@ class VolumePreservingLayer(StepSize, nn.Module):
         self._init_step(h, learn_step)
 
     def _check_method(self, method: object) -> GeometricMethod:
-        return require_method("volume", method)
+        try:
+            return require_method("volume", method)
+        except ValueError as error:  # the names of the allowed methods speak of symplecticity: say what they mean
+            raise ValueError(
+                f"{error} Here these names mean compositions of shears, one block after another or symmetric "
+                "(Strang): they keep volume in every dimension, odd included, where no symplectic structure exists."
+            ) from None
 
     def _order(self) -> list[tuple[int, float]]:
         """The shears as (block, fraction of h), in the order applied by :meth:`forward`."""
