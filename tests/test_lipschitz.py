@@ -324,3 +324,34 @@ def test_loading_invalid_settings_is_refused():
     standardize = Standardize(0.0, 1.0)
     with pytest.raises(ValueError, match="std must be > 0"):
         standardize.load_state_dict({"mean": torch.tensor(0.0), "std": torch.tensor(-1.0)})
+
+
+def test_a_head_with_rows_normalised_one_by_one_is_counted_at_its_spectral_norm():
+    torch.manual_seed(3)
+    head = nn.Linear(16, 10)
+    with torch.no_grad():
+        head.weight.copy_(head.weight / head.weight.norm(dim=1, keepdim=True))
+    bound = companion.network_lipschitz_bound(head)
+    assert bound == pytest.approx(float(torch.linalg.matrix_norm(head.weight, ord=2)), rel=1e-6)
+    assert 1.0 < bound <= 10**0.5 + 1e-6  # each logit 1-Lipschitz, the vector of logits not
+
+
+def test_conv_norm_gradient_exists_for_near_orthogonal_kernels_and_matches_the_svd_where_it_converges():
+    from companion.lipschitz import operator_norms
+
+    torch.manual_seed(0)
+    small = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda w: operator_norms.periodic_conv_operator_norm(w, (6, 6)), (small,))
+    blocks = torch.fft.fft2(torch.nn.functional.pad(small, (0, 3, 0, 3))).permute(2, 3, 0, 1)
+    reference = torch.linalg.matrix_norm(blocks, ord=2).max()
+    (expected,) = torch.autograd.grad(reference, small)
+    (got,) = torch.autograd.grad(operator_norms.periodic_conv_operator_norm(small, (6, 6)), small)
+    torch.testing.assert_close(got, expected)
+    # A delta-orthogonal start (every frequency block the same orthogonal matrix, all singular values equal): the
+    # full SVD that matrix_norm's backward needs may not converge on such blocks; the norm's gradient still exists.
+    kernel = torch.zeros(64, 64, 3, 3)
+    kernel[:, :, 1, 1] = torch.linalg.qr(torch.randn(64, 64)).Q
+    kernel = (kernel + 1e-7 * torch.randn_like(kernel)).requires_grad_(True)
+    value = companion.conv_operator_norm(kernel, (8, 8))
+    (gradient,) = torch.autograd.grad(value, kernel)
+    assert abs(float(value) - 1) < 1e-4 and torch.isfinite(gradient).all() and gradient.abs().sum() > 0

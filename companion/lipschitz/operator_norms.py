@@ -99,7 +99,31 @@ def periodic_conv_operator_norm(weight: torch.Tensor, input_size: tuple[int, int
     wrapped = weight.new_zeros(c_out, c_in, k1, n2).index_add(3, torch.arange(k2, device=weight.device) % n2, weight)
     wrapped = weight.new_zeros(c_out, c_in, n1, n2).index_add(2, torch.arange(k1, device=weight.device) % n1, wrapped)
     blocks = torch.fft.fft2(wrapped).permute(2, 3, 0, 1)  # (n1, n2, C_out, C_in)
-    return torch.linalg.matrix_norm(blocks, ord=2).max()
+    return _largest_singular_value(blocks.flatten(0, 1))
+
+
+def _largest_singular_value(blocks: torch.Tensor) -> torch.Tensor:
+    r"""The largest singular value of a stack of matrices ``(batch, m, n)``: the value of ``svdvals``, and a gradient
+        through the top singular pair of the block that attains it.
+
+        The value is LAPACK's singular values computed without vectors, as ``matrix_norm(ord=2)`` computes them. Its
+        backward would need a full SVD with vectors of every block, which fails to converge ("too many repeated
+        singular values") on the near-orthogonal blocks of a convolution close to an isometry, the state non-expansive
+        training drives it to. The gradient of :math:`\sigma_{\max}(B)` is :math:`\mathrm{Re}(u v^H)` for a top singular
+        pair (a subgradient when :math:`\sigma_{\max}` is repeated); here :math:`v` is the top eigenvector of
+        :math:`B^H B` (a Hermitian eigensolver, which always converges) and :math:`\lVert Bv
+    Vert` carries it.
+    """
+    top = torch.linalg.svdvals(blocks.detach()).amax(dim=-1)
+    index = top.argmax().reshape(1)
+    value = top.index_select(0, index)[0]
+    if not torch.is_grad_enabled():
+        return value
+    block = blocks.index_select(0, index)[0]
+    plain = block.detach()
+    vector = torch.linalg.eigh(plain.mH @ plain).eigenvectors[:, -1]
+    carrier = torch.linalg.vector_norm(block @ vector)
+    return value + (carrier - carrier.detach())
 
 
 def conv_operator_norm(
