@@ -15,8 +15,10 @@ diverse parameter-free attacks*, ICML (2020).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._checks import check_choice, check_positive, check_positive_int, check_tensor
+from .inference import frozen_parameters
 
 __all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES"]
 
@@ -198,6 +201,19 @@ def _pgd_run(
     return candidate
 
 
+def _inputs_only(attack):
+    """Run ``attack`` with the model's parameters frozen: it differentiates with respect to the inputs only, and a
+    layer then reuses what it derives from its weights in eval mode (:mod:`companion.lipschitz.inference`)."""
+
+    @functools.wraps(attack)
+    def run(model, *args, **kwargs):
+        with frozen_parameters(model) if isinstance(model, nn.Module) else nullcontext():
+            return attack(model, *args, **kwargs)
+
+    return run
+
+
+@_inputs_only
 def pgd_l2(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -359,6 +375,7 @@ def _apgd_rows(rows: torch.Tensor, ranked: torch.Tensor | None) -> tuple[torch.T
     return rows.repeat(ranked.shape[1]), ranked[rows].T.reshape(-1)
 
 
+@_inputs_only
 def apgd_l2(
     model: nn.Module,
     inputs: torch.Tensor,

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from .._checks import check_choice, check_positive, check_positive_int, check_tensor
 from .._settings import FixedSettings
+from .inference import DerivedCache
 from .operator_norms import PADDING_MODES, conv2d_same, conv2d_same_adjoint, conv_operator_norm, dense_operator_norm
 from .switching import SwitchingLayer
 
@@ -40,7 +41,7 @@ __all__ = [
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 
 
-class _GradientStep(FixedSettings):
+class _GradientStep(DerivedCache, FixedSettings):
     """Shared parts of the two non-expansive layers: the monotone activation and the step parameter."""
 
     _settings = ("activation", "negative_slope")
@@ -129,7 +130,9 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
 
     def step(self) -> torch.Tensor:
         r"""The step used in ``forward``: :math:`\min(\lvert h_\text{raw}\rvert, 2/\lVert A\rVert_2^2)`."""
-        return torch.minimum(self.raw_step.abs(), 2.0 / dense_operator_norm(self.weight) ** 2)
+        return self.derived(
+            "step", lambda: torch.minimum(self.raw_step.abs(), 2.0 / dense_operator_norm(self.weight) ** 2)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
@@ -198,8 +201,13 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
 
     def step(self, input_size: tuple[int, int]) -> torch.Tensor:
         """The step used in ``forward`` for images of ``input_size``."""
-        bound = conv_operator_norm(self.weight, tuple(input_size), padding_mode=self.padding_mode)
-        return torch.minimum(self.raw_step.abs(), 2.0 / bound**2)
+        size = tuple(input_size)
+
+        def compute() -> torch.Tensor:
+            bound = conv_operator_norm(self.weight, size, padding_mode=self.padding_mode)
+            return torch.minimum(self.raw_step.abs(), 2.0 / bound**2)
+
+        return self.derived(f"step{size}", compute)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=3)
@@ -210,7 +218,7 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
         return x - self.step(tuple(x.shape[-2:])) * update
 
 
-class NormalizedLinear(nn.Linear):
+class NormalizedLinear(DerivedCache, nn.Linear):
     r"""A linear map :math:`x\mapsto Wx/\max(1,\lVert W\rVert_2) + b`: 1-Lipschitz for every weight (exact norm).
 
     Constructed as ``nn.Linear(in_features, out_features, bias=True)``.
@@ -218,7 +226,7 @@ class NormalizedLinear(nn.Linear):
 
     def normalized_weight(self) -> torch.Tensor:
         """The weight used in ``forward``, of norm at most 1."""
-        return self.weight / torch.clamp(dense_operator_norm(self.weight), min=1.0)
+        return self.derived("weight", lambda: self.weight / torch.clamp(dense_operator_norm(self.weight), min=1.0))
 
     def lipschitz_bound(self) -> float:
         """1 for every weight."""
@@ -279,11 +287,29 @@ class Standardize(nn.Module):
 _ONE_LIPSCHITZ = (nn.ReLU, nn.Tanh, nn.Identity, nn.Flatten)
 
 
+def _pair(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _max_pool_bound(pool: nn.MaxPool2d) -> float:
+    r"""1 for a max-pool whose windows do not overlap: each output moves by at most the largest change in its window,
+    :math:`\lvert\max a-\max b\rvert\le\lVert a-b\rVert_\infty\le\lVert a-b\rVert_2`, and disjoint windows add up
+    to at most :math:`\lVert x-y\rVert_2^2`."""
+    kernel, stride = _pair(pool.kernel_size), _pair(pool.stride)
+    if kernel == stride and _pair(pool.padding) == (0, 0) and _pair(pool.dilation) == (1, 1):
+        return 1.0
+    raise TypeError(
+        f"no Lipschitz bound known for {pool}: a max-pool is 1-Lipschitz in l2 when its windows do not overlap "
+        "(kernel_size == stride, padding 0, dilation 1); overlapping windows count a pixel several times."
+    )
+
+
 def network_lipschitz_bound(model: nn.Module) -> float:
     r"""Upper bound on :math:`\operatorname{Lip}(\text{model})` in :math:`\ell_2`: the product over its parts.
 
     A module with a ``lipschitz_bound()`` method gives that; ``nn.Sequential`` multiplies its children;
-    ``nn.Linear`` gives its exact norm; ReLU, tanh, Identity, Flatten and LeakyReLU (slope <= 1) give 1.
+    ``nn.Linear`` gives its exact norm; ReLU, tanh, Identity, Flatten, LeakyReLU (slope <= 1) and ``nn.MaxPool2d``
+    with non-overlapping windows (``kernel_size == stride``, padding 0, dilation 1) give 1.
     The value is the bound in exact arithmetic; :func:`companion.lipschitz.robustness.network_certified_radius`
     adds an allowance for the rounding of the forward pass (bounded from the values it computes) and of the
     norms themselves.
@@ -291,7 +317,8 @@ def network_lipschitz_bound(model: nn.Module) -> float:
     Raises
     ------
     TypeError
-        On a module whose bound is unknown (give it a ``lipschitz_bound()`` method).
+        On a module whose bound is unknown (give it a ``lipschitz_bound()`` method), e.g. a max-pool with
+        overlapping windows.
     """
     if hasattr(model, "lipschitz_bound"):
         return float(model.lipschitz_bound())
@@ -301,6 +328,8 @@ def network_lipschitz_bound(model: nn.Module) -> float:
         return float(dense_operator_norm(model.weight).detach())
     if isinstance(model, _ONE_LIPSCHITZ) or (isinstance(model, nn.LeakyReLU) and abs(model.negative_slope) <= 1):
         return 1.0
+    if isinstance(model, nn.MaxPool2d):
+        return _max_pool_bound(model)
     raise TypeError(
         f"no Lipschitz bound known for {type(model).__name__}; give it a lipschitz_bound() method "
         "or build the model from the modules of companion.lipschitz."

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from .._checks import check_positive_int, check_tensor
 from .._settings import FixedSettings
+from .inference import DerivedCache
 
 __all__ = [
     "contractive_factor",
@@ -81,7 +82,7 @@ def _orthogonal(raw: torch.Tensor) -> torch.Tensor:
     return q * signs
 
 
-class SwitchingLayer(FixedSettings, nn.Module):
+class SwitchingLayer(DerivedCache, FixedSettings, nn.Module):
     r"""An expansive step, then :math:`S` contractive sub-steps, with the steps kept admissible.
 
     .. math:: x\mapsto \big(\Psi_C^{h_C/S}\big)^S\big(x + h_E A_E^\top\Sigma(A_E x + b_E)\big),\qquad
@@ -157,7 +158,9 @@ class SwitchingLayer(FixedSettings, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         h_c, h_e = self.steps()
-        a_e, a_c = _orthogonal(self.raw_expansive), _orthogonal(self.raw_contractive)
+        a_e, a_c = self.derived(
+            "orthogonal", lambda: (_orthogonal(self.raw_expansive), _orthogonal(self.raw_contractive))
+        )
         x = x + h_e * (F.leaky_relu(x @ a_e.T + self.bias_expansive, self.slope) @ a_e)
         u = h_c / self.n_steps
         for _ in range(self.n_steps):
