@@ -78,14 +78,17 @@ fresh:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --output book/benchmarks_results.md
 
+## DEVICE=cuda runs bench-authors and train-pde on a GPU (the same code, device-agnostic).
+DEVICE ?= cpu
+
 ## make bench-authors: companion against the authors' own set-ups (one thread, about 15 minutes on 2 cores).
 bench-authors: $(STAMP)
-	$(BIN)/python benchmarks/authors_run.py --output book/authors_results.md
+	$(BIN)/python benchmarks/authors_run.py --device $(DEVICE) --output book/authors_results.md
 
 ## make train-pde: retrain the 12 networks of chapter 4 in companion/pde/weights (one thread; measured: the two headline
-## networks from random initialisation 10 CPU-minutes, all 12 about 42; add --device cuda for a GPU).
+## networks from random initialisation 10 CPU-minutes, all 12 about 42).
 train-pde: $(STAMP)
-	$(BIN)/python scripts/train_pde.py
+	$(BIN)/python scripts/train_pde.py --device $(DEVICE)
 
 clean:
 	rm -rf _build

@@ -88,7 +88,7 @@ from .lipschitz import (
 from .structured import MassPreservingLayer, PositiveMassPreservingLayer, SymplecticLayer, VolumePreservingLayer
 from .training import History, accuracy, default_device, fit, seed_everything
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # One line per topic, so that the list reads as a map of the public surface.
 # fmt: off

@@ -203,6 +203,24 @@ CASES = [
         ),
         inputs=lambda: vectors(5, 6),
     ),
+    Case("NormalizedConv2d", lambda **kw: C.lipschitz.NormalizedConv2d(2, 3, **kw), inputs=images),
+    Case("ResidualConvLayer", lambda **kw: C.lipschitz.ResidualConvLayer(2, **kw), inputs=images),
+    Case(
+        "SwitchingConvLayer",
+        lambda **kw: C.lipschitz.SwitchingConvLayer(2, **kw),
+        dict(n_steps=3, slope=0.3),
+        dict(n_steps=2, slope=0.5),
+        ("n_steps=3", "slope=0.3"),
+        inputs=images,
+    ),
+    *[
+        Case(
+            f"cifar_resnet-{regime}",
+            lambda regime=regime, **kw: C.lipschitz.cifar_resnet(regime, channels=(2,), layers_per_block=2, **kw),
+            inputs=lambda: torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4)),
+        )
+        for regime in ("unconstrained", "nonexpansive", "switching")
+    ],
     # -- the PDE module (chapter 4) --
     Case(
         "ConvRHS",

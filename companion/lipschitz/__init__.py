@@ -13,6 +13,11 @@ r"""Lipschitz-constrained networks and adversarial robustness (chapter 6).
   robust accuracy, the hinge loss, robustness curves and reports;
 - :mod:`companion.lipschitz.rounding`: the bound on a forward pass's floating-point rounding, from the values each
   stage computes, that keeps certified radii sound for every parameter value.
+- :mod:`companion.lipschitz.inference`: the weight-derived quantities (norms, orthogonal factors) computed once in
+  eval mode, so that inference and attacks cost what plain layers cost.
+- :mod:`companion.lipschitz.cifar`: CIFAR-10 at the paper's scale: the dataset's files read locally, the
+  unconstrained, non-expansive and switching backbones (:func:`cifar_resnet`), the augmentation, the robustness
+  AUC and the published table.
 
 References
 ----------
@@ -21,8 +26,27 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023). F. Sherry et al., *Designing stabl
 using convex analysis and ODEs*, Physica D 463 (2024).
 """
 
-from . import attacks, layers, operator_norms, robustness, rounding, switching
+from . import attacks, cifar, inference, layers, operator_norms, robustness, rounding, switching
 from .attacks import ATTACK_LOSSES, apgd_checkpoints, apgd_l2, pgd_l2
+from .cifar import (
+    CIFAR10_FOLDER,
+    CIFAR10_MEAN,
+    CIFAR10_REGIMES,
+    CIFAR10_STD,
+    PAPER_EPSILONS,
+    PUBLISHED_CIFAR10,
+    CifarResNet,
+    NormalizedConv2d,
+    PublishedRow,
+    ResidualConvLayer,
+    SwitchingConvLayer,
+    cifar_resnet,
+    load_cifar10,
+    random_crop_flip,
+    robustness_auc,
+    write_fake_cifar10,
+)
+from .inference import DerivedCache, frozen_parameters
 from .layers import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
@@ -70,7 +94,11 @@ __all__ = [
     *switching.__all__,
     *attacks.__all__,
     *robustness.__all__,
+    *cifar.__all__,
+    *inference.__all__,
     "attacks",
+    "cifar",
+    "inference",
     "layers",
     "operator_norms",
     "robustness",
