@@ -266,3 +266,15 @@ def test_numbers_in_the_text_are_printed_by_a_cell(path: Path) -> None:
                 context = text[max(0, match.start() - 40) : match.end() + 10].replace("\n", " ")
                 missing.append(f"cell {index}: {number} in '...{context}...'")
     assert not missing, f"{path.name}: numbers in the text that no cell prints:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_stored_checked_fact_is_false(path: Path) -> None:
+    """A printed fact (``claim: True``) holds only through nbval's comparison with the stored text: a run of ``make
+    notebooks`` that stored ``False`` would pass it, so the stored outputs of the checked cells may hold no False."""
+    checked = [c for c in _code_cells(path) if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert checked, f"{path.name}: no checked-facts cell"
+    for cell in checked:
+        text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+        false = [line for line in text.splitlines() if re.search(r"\bFalse\s*$", line)]
+        assert not false, f"{path.name}: checked facts printed False: {false}"
