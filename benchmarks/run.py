@@ -13,7 +13,6 @@ machine's noise. Prints the tables and writes them as a Markdown fragment that t
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import sys
@@ -388,15 +387,6 @@ def bench_conv_norm(device: torch.device, repeats: int, quick: bool) -> str:
     return table(header, rows)
 
 
-def chapter_times() -> str:
-    path = ROOT / "book" / "timings.csv"
-    if not path.exists():
-        return "(no book/timings.csv yet: run `make notebooks`)"
-    with open(path) as handle:
-        rows = list(csv.reader(handle))
-    return table(rows[0], rows[1:])
-
-
 #: The tables by the name ``--only`` takes, in the order of the page.
 SECTIONS: dict[str, tuple[str, Callable[[torch.device, int, bool], str]]] = {
     "overhead": ("Integrator overhead: 200 RK4 steps of a small MLP field against a hand-written step", bench_overhead),
@@ -404,7 +394,6 @@ SECTIONS: dict[str, tuple[str, Callable[[torch.device, int, bool], str]]] = {
     "conv-norm": ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
     "compile": ("torch.compile (inductor) against eager", bench_compile),
 }
-CHAPTERS = "Chapters (execution time, `make notebooks`)"
 
 
 def read_sections(path: Path) -> dict[str | None, str]:
@@ -443,7 +432,6 @@ def main() -> None:
         note = f"{measured}, this table alone (`--only {key}`); {load_note()}.\n\n" if args.only else ""
         out.append(f"### {title}\n\n{note}{result}\n\n")
         print(f"\n## {title} ({time.perf_counter() - start:.0f} s)\n\n{note}{result}", flush=True)
-    out.append(f"### {CHAPTERS}\n\n{chapter_times()}\n")
     if args.output:
         Path(args.output).write_text("".join(out))
         print(f"\nwrote {args.output}", file=sys.stderr)
