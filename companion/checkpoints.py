@@ -12,6 +12,7 @@ and trains the remaining epochs: the finished run equals an uninterrupted one. T
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from dataclasses import asdict
@@ -57,11 +58,58 @@ def restore_random_states(states: dict) -> None:
     random.setstate((version, tuple(state), gauss))
 
 
+def _describe(function) -> str | None:
+    """A callable by name and the numbers and strings it closes over (``hinge_loss(0.3)`` is not ``hinge_loss(1)``)."""
+    if function is None or isinstance(function, str):
+        return function
+    cells = getattr(function, "__closure__", None) or ()
+    captured = [cell.cell_contents for cell in cells if isinstance(cell.cell_contents, (int, float, str, bool))]
+    name = getattr(function, "__qualname__", type(function).__qualname__)
+    return f"{name}{tuple(captured)}" if captured else name
+
+
+def _fingerprint(tensors) -> str:
+    """SHA-256 of the tensors' dtypes, shapes and bytes: a resumed run must train on the same data."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_settings(arguments: dict, world: int, train, model) -> dict:
+    """What a checkpoint must share with the run that resumes it, and every process of a run with the others: the
+    options of ``fit``, the model's description (its ``repr``: sizes and settings), the loss and ``after_step`` by
+    name and captured numbers, the number of processes, and the training data (tensors: their SHA-256 when a
+    checkpoint is written; a ``DataLoader``: its dataset's type and length)."""
+    names = ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule", "step_size", "gamma", "seed")
+    settings = {name: arguments[name] for name in names}
+    settings.update(clip_grad_norm=arguments["clip_grad_norm"], amp=arguments["amp"], processes=world)
+    settings.update(loss=_describe(arguments["loss"]), after_step=_describe(arguments["after_step"]), model=repr(model))
+    if isinstance(train, torch.utils.data.DataLoader):
+        dataset = train.dataset
+        size = len(dataset) if hasattr(dataset, "__len__") else len(train)
+        settings["data"] = f"{type(dataset).__qualname__} of {size}"
+    elif arguments["checkpoint"] is not None:
+        settings["data"] = _fingerprint(train)
+    else:
+        settings["data"] = f"{len(train[0])} samples"
+    return settings
+
+
+def data_generators(train) -> list:
+    """The generators a ``DataLoader`` shuffles with (its own, its sampler's), whose states a checkpoint keeps."""
+    if not isinstance(train, torch.utils.data.DataLoader):
+        return []
+    found = [getattr(train, "generator", None), getattr(train.sampler, "generator", None)]
+    return [g for i, g in enumerate(found) if isinstance(g, torch.Generator) and g not in found[:i]]
+
+
 def _state_dict(thing) -> dict | None:
     return None if thing is None else thing.state_dict()
 
 
-def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generator, history, random: list) -> None:
+def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generators, history, random: list) -> None:
     """Write the state after ``epoch`` completed epochs to ``path`` (through a temporary file, renamed)."""
     state = {
         "format": FORMAT,
@@ -71,7 +119,7 @@ def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generator, h
         "optimizer": run.optimizer.state_dict(),
         "schedule": _state_dict(run.schedule),
         "scaler": _state_dict(run.scaler),
-        "generator": generator.get_state(),
+        "generators": [g.get_state() for g in generators],
         "history": asdict(history),
         "random": random,
     }
@@ -106,17 +154,17 @@ def load_checkpoint(path: Path, settings: dict) -> dict:
     return state
 
 
-def save_run(path, epoch: int, settings: dict, steps, generator: torch.Generator, history) -> None:
+def save_run(path, epoch: int, settings: dict, steps, generators: list, history) -> None:
     """Write a checkpoint of a fit after ``epoch`` epochs (``steps``: its model, optimiser, schedule, scaler and
     processes); every process hands its random states to process 0, which writes."""
     states = steps.group.gather(random_states())
     if steps.group.main:
         save_checkpoint(
-            Path(path), epoch=epoch, settings=settings, run=steps, generator=generator, history=history, random=states
+            Path(path), epoch=epoch, settings=settings, run=steps, generators=generators, history=history, random=states
         )
 
 
-def resume_run(path, settings: dict, steps, generator: torch.Generator, history) -> int:
+def resume_run(path, settings: dict, steps, generators: list, history) -> int:
     """Load the checkpoint at ``path`` into the run; return the number of epochs it completed."""
     state = load_checkpoint(Path(path), settings)
     steps.model.load_state_dict(state["model"])
@@ -125,7 +173,8 @@ def resume_run(path, settings: dict, steps, generator: torch.Generator, history)
         steps.schedule.load_state_dict(state["schedule"])
     if steps.scaler is not None:
         steps.scaler.load_state_dict(state["scaler"])
-    generator.set_state(state["generator"])
+    for generator, saved in zip(generators, state["generators"], strict=True):
+        generator.set_state(saved)
     for name, value in state["history"].items():
         setattr(history, name, value)
     restore_random_states(state["random"][steps.group.rank])

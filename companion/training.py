@@ -31,7 +31,7 @@ from ._checks import (
     explain_dtype_errors,
     import_optional,
 )
-from .checkpoints import resume_run, save_run
+from .checkpoints import data_generators, resume_run, run_settings, save_run
 from .distributed import ONE_PROCESS, Processes, batches_of, processes, set_epoch
 
 __all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
@@ -521,7 +521,7 @@ def fit(
     autocast = _autocast_dtype(amp, device)
     group = processes(distributed, device)
     sharded = not isinstance(train, torch.utils.data.DataLoader)
-    settings = _run_settings(locals(), group, train)
+    settings = run_settings(locals(), group.world, train, model)
     group.check_same(**settings)
     train, validation = _on_device(train, device), _on_device(validation, device)
     train = group.share(train, batch_size, seed)
@@ -544,7 +544,7 @@ def fit(
         scaler=torch.amp.GradScaler("cuda") if autocast == torch.float16 else None,
     )
     history = History()
-    first = resume_run(checkpoint, settings, steps, generator, history) if resume else 0
+    first = resume_run(checkpoint, settings, steps, [generator, *data_generators(train)], history) if resume else 0
     start = time.perf_counter() - history.seconds
     bar = _progress_bar(epochs, progress if group.main else False, first)
     for epoch in bar:
@@ -559,7 +559,7 @@ def fit(
         bar.set_postfix(loss=f"{history.loss[-1]:.3g}")
         history.seconds = time.perf_counter() - start
         if checkpoint is not None:
-            save_run(checkpoint, epoch + 1, settings, steps, generator, history)
+            save_run(checkpoint, epoch + 1, settings, steps, [generator, *data_generators(train)], history)
     history.seconds = time.perf_counter() - start
     return history
 
@@ -574,22 +574,6 @@ def _autocast_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
             "emulates the half types and trains slower than float32: leave amp out, or move the model to a GPU."
         )
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _run_settings(arguments: dict, group: Processes, train: Data) -> dict:
-    """What a checkpoint must share with the run that resumes it, and every process with the others."""
-    names = ("epochs", "lr", "batch_size", "optimizer", "weight_decay", "schedule", "step_size", "gamma", "seed")
-    settings = {name: arguments[name] for name in names}
-    loss = arguments["loss"]
-    settings["loss"] = loss if isinstance(loss, str) else getattr(loss, "__qualname__", type(loss).__name__)
-    settings["clip_grad_norm"] = arguments["clip_grad_norm"]
-    settings["amp"] = arguments["amp"]
-    settings["processes"] = group.world
-    if isinstance(train, torch.utils.data.DataLoader):  # an iterable dataset: its number of batches
-        settings["samples"] = len(train.dataset) if hasattr(train.dataset, "__len__") else len(train)
-    else:
-        settings["samples"] = len(train[0])
-    return settings
 
 
 def accuracy(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 4096) -> float:

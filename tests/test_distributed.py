@@ -115,3 +115,73 @@ def test_distributed_true_outside_torchrun_says_how_to_launch(monkeypatch) -> No
     net, data = _small()
     with pytest.raises(RuntimeError, match="torchrun --nproc_per_node=N"):
         companion.fit(net, data, epochs=1, progress=False, distributed=True)
+
+
+def test_resume_refuses_another_model_loss_margin_after_step_or_data(tmp_path: Path) -> None:
+    def run(**changes):
+        torch.manual_seed(0)
+        x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+        options = dict(
+            model=companion.lipschitz_classifier(4, 3, width=4, depth=1, kind="nonexpansive"),
+            data=(x, y),
+            loss=companion.hinge_loss(0.3),
+            after_step=None,
+        )
+        options.update(changes)
+        return companion.fit(
+            options["model"],
+            options["data"],
+            epochs=1,
+            loss=options["loss"],
+            after_step=options["after_step"],
+            checkpoint=tmp_path / "c.ckpt",
+            resume=(tmp_path / "c.ckpt").exists(),
+            progress=False,
+        )
+
+    run()
+    torch.manual_seed(0)
+    others = {
+        "loss": dict(loss=companion.hinge_loss(0.07)),
+        "model": dict(model=companion.lipschitz_classifier(4, 3, width=4, depth=1, kind="switching")),
+        "after_step": dict(after_step=lambda model: None),
+        "data": dict(data=(torch.randn(16, 4), torch.randint(0, 3, (16,)))),
+    }
+    for key, change in others.items():
+        with pytest.raises(ValueError, match=f"{key} was"):
+            run(**change)
+
+
+def test_a_dataloader_with_its_own_generator_resumes_exactly(tmp_path: Path) -> None:
+    x, y = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)), torch.randn(40, 1)
+
+    def start():
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(x, y), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(3)
+        )
+        return torch.nn.Linear(3, 1), loader
+
+    net, loader = start()
+    companion.fit(net, loader, epochs=4, progress=False)
+    expected = net.weight.detach().clone()
+
+    class Killed(Exception):
+        pass
+
+    steps = [0]
+
+    def kill_in_the_third_epoch(model):
+        steps[0] += 1
+        if steps[0] == 12:  # 5 steps an epoch
+            raise Killed
+
+    net, loader = start()
+    path = tmp_path / "loader.ckpt"
+    with pytest.raises(Killed):
+        companion.fit(net, loader, epochs=4, checkpoint=path, after_step=kill_in_the_third_epoch, progress=False)
+    net, loader = start()  # a new process: the loader's generator back at its seed
+    companion.fit(
+        net, loader, epochs=4, checkpoint=path, resume=True, after_step=kill_in_the_third_epoch, progress=False
+    )
+    assert torch.equal(net.weight, expected)

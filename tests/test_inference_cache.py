@@ -87,7 +87,7 @@ def test_gradients_with_respect_to_the_weights_are_unchanged_in_eval_mode(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_attacks_freeze_the_parameters_only_while_they_run_and_agree_with_an_uncached_model(name):
+def test_attacks_reuse_the_cache_leave_the_parameters_alone_and_agree_with_no_cache(name, monkeypatch):
     model, x = _pair(name)
     labels = model(x).argmax(1).detach()
     model.eval()
@@ -95,7 +95,8 @@ def test_attacks_freeze_the_parameters_only_while_they_run_and_agree_with_an_unc
     adversarial, fooled = lipschitz.apgd_l2(model, x, labels, epsilon=0.5, steps=10)
     assert [p.requires_grad for p in model.parameters()] == before
     assert all(p.grad is None for p in model.parameters())
-    uncached = copy.deepcopy(model).train()  # same modules, everything derived afresh on every call
+    uncached = copy.deepcopy(model)
+    monkeypatch.setattr(lipschitz.DerivedCache, "derived", lambda self, name, compute, *inputs: compute())
     again, fooled_again = lipschitz.apgd_l2(uncached, x, labels, epsilon=0.5, steps=10)
     assert torch.equal(adversarial, again) and torch.equal(fooled, fooled_again)
 
@@ -152,3 +153,77 @@ def test_a_change_of_one_ulp_is_seen():
         weight.data[0, 0] = torch.nextafter(weight[0, 0], torch.tensor(float("inf"), dtype=weight.dtype))
         assert torch.equal(model(x), copy.deepcopy(model).train()(x))
         assert torch.equal(model[1].step(), copy.deepcopy(model[1]).train().step())
+
+
+def test_a_changed_setting_is_seen_not_only_a_changed_weight():
+    torch.manual_seed(0)
+    zeros = lipschitz.NonExpansiveConvLayer(1, padding_mode="zeros", h=100.0).eval()
+    circular = lipschitz.NonExpansiveConvLayer(1, padding_mode="circular", h=100.0).eval()
+    circular.load_state_dict(zeros.state_dict() | {"_extra_state": circular.state_dict()["_extra_state"]})
+    x = torch.randn(1, 1, 3, 3)
+    with torch.no_grad():
+        zeros(x)  # caches the step of the zero-padded operator
+        zeros.load_state_dict(circular.state_dict())  # same weights, padding now circular
+        assert zeros.padding_mode == "circular"
+        assert torch.equal(zeros(x), copy.deepcopy(zeros).train()(x))
+
+
+def test_a_parametrised_weight_is_read_through_its_parametrisation():
+    model, x = _pair("nonexpansive")
+    layer = model[1]
+    nn.utils.parametrize.register_parametrization(layer, "weight", _Scale())
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        layer.parametrizations.weight.original.mul_(3.0)
+        assert torch.equal(model(x), copy.deepcopy(model).train()(x))
+
+
+class _Scale(nn.Module):
+    def forward(self, weight):
+        return 2.0 * weight
+
+
+def test_forward_mode_derivatives_in_eval_mode_are_not_answered_from_the_cache():
+    import torch.autograd.forward_ad as fwAD
+
+    model, x = _pair("nonexpansive")
+    layer = model[1].eval()
+    z = torch.randn(5, 8, dtype=torch.float64)
+    tangent = torch.randn_like(layer.weight)
+    with torch.no_grad():
+        layer(z)  # fills the cache
+    expected = torch.func.jvp(
+        lambda w: torch.func.functional_call(layer, {"weight": w}, (z,)), (layer.weight,), (tangent,)
+    )
+    with fwAD.dual_level():
+        params = {k: v for k, v in layer.named_parameters()}
+        params["weight"] = fwAD.make_dual(layer.weight.detach(), tangent)
+        got = fwAD.unpack_dual(torch.func.functional_call(layer, params, (z,))).tangent
+    torch.testing.assert_close(got, expected[1])
+
+
+def test_inputs_only_is_local_to_its_thread():
+    import threading
+
+    model, x = _pair("nonexpansive")
+    model.eval()
+    entered, release = threading.Event(), threading.Event()
+
+    def attack_in_background():
+        with lipschitz.inputs_only():
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=attack_in_background)
+    worker.start()
+    entered.wait(10)
+    try:
+        grads = torch.autograd.grad(model(x).square().sum(), list(model.parameters()))
+    finally:
+        release.set()
+        worker.join()
+    reference = copy.deepcopy(model).train()
+    expected = torch.autograd.grad(reference(x).square().sum(), list(reference.parameters()))
+    for got, want in zip(grads, expected):
+        assert torch.equal(got, want)

@@ -355,3 +355,16 @@ def test_conv_norm_gradient_exists_for_near_orthogonal_kernels_and_matches_the_s
     value = companion.conv_operator_norm(kernel, (8, 8))
     (gradient,) = torch.autograd.grad(value, kernel)
     assert abs(float(value) - 1) < 1e-4 and torch.isfinite(gradient).all() and gradient.abs().sum() > 0
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-20, 1.0, 1e15])
+def test_conv_norm_gradient_is_scale_invariant_from_tiny_to_huge_kernels(scale):
+    torch.manual_seed(1)
+    base = torch.randn(3, 3, 3, 3)
+    unit = base.clone().requires_grad_(True)
+    (reference,) = torch.autograd.grad(companion.conv_operator_norm(unit, (8, 8)), unit)
+    kernel = (base * scale).requires_grad_(True)
+    value = companion.conv_operator_norm(kernel, (8, 8))
+    (gradient,) = torch.autograd.grad(value, kernel)
+    assert torch.isfinite(value) and torch.isfinite(gradient).all()
+    torch.testing.assert_close(gradient, reference, rtol=1e-4, atol=1e-6)  # the gradient of a norm is 0-homogeneous

@@ -46,7 +46,7 @@ from .cifar import (
     robustness_auc,
     write_fake_cifar10,
 )
-from .inference import DerivedCache, frozen_parameters
+from .inference import DerivedCache, inputs_only
 from .layers import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._checks import check_choice, check_positive, check_positive_int, check_tensor
-from .inference import frozen_parameters
+from .inference import inputs_only
 
 __all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES"]
 
@@ -202,13 +201,13 @@ def _pgd_run(
 
 
 def _inputs_only(attack):
-    """Run ``attack`` with the model's parameters frozen: it differentiates with respect to the inputs only, and a
-    layer then reuses what it derives from its weights in eval mode (:mod:`companion.lipschitz.inference`)."""
+    """Run ``attack`` in :func:`~companion.lipschitz.inference.inputs_only`: it differentiates with respect to the
+    inputs only, so a layer in eval mode reuses what it derives from its weights."""
 
     @functools.wraps(attack)
-    def run(model, *args, **kwargs):
-        with frozen_parameters(model) if isinstance(model, nn.Module) else nullcontext():
-            return attack(model, *args, **kwargs)
+    def run(*args, **kwargs):
+        with inputs_only():
+            return attack(*args, **kwargs)
 
     return run
 

@@ -369,8 +369,8 @@ class NormalizedConv2d(DerivedCache, nn.Conv2d):
 
     def normalized_weight(self, input_size: tuple[int, int]) -> torch.Tensor:
         """The kernel used in ``forward`` for images of ``input_size``: its operator norm there is at most 1."""
-        size = tuple(input_size)
-        return self.derived(f"weight{size}", lambda: _normalized(self.weight, size))
+        size, weight = tuple(input_size), self.weight
+        return self.derived(f"weight{size}", lambda: _normalized(weight, size), weight)
 
     def lipschitz_bound(self) -> float:
         """1 for every weight."""
@@ -496,8 +496,8 @@ class SwitchingConvLayer(DerivedCache, FixedSettings, nn.Module):
 
     def normalized_weight(self, input_size: tuple[int, int]) -> torch.Tensor:
         """The kernel of :math:`A` used in ``forward`` for images of ``input_size`` (operator norm at most 1)."""
-        size = tuple(input_size)
-        return self.derived(f"weight{size}", lambda: _normalized(self.weight, size))
+        size, weight = tuple(input_size), self.weight
+        return self.derived(f"weight{size}", lambda: _normalized(weight, size), weight)
 
     def steps(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The clamped :math:`(h_C, h_E)` used in ``forward``."""

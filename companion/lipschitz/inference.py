@@ -10,12 +10,14 @@ they are the same on every call, and cost more than the layer's own products.
 :class:`DerivedCache` computes them once and reuses them while
 
 - the module is in eval mode (``model.eval()``),
-- no gradient can flow to its parameters (``torch.no_grad()``, or parameters that do not require a gradient, as in
-  :func:`frozen_parameters`, which the attacks use: they differentiate with respect to the inputs only),
-- its parameters and buffers hold the values the cache was made from: compared element by element (``torch.equal``
-  with a copy, not a version counter, so an edit through ``.data`` or a ``load_state_dict`` is seen too),
-- and nothing traces the call (``torch.compile``, ``torch.func`` transforms compute afresh), nor runs it in
-  ``torch.inference_mode`` (whose tensors could not be reused where a gradient with respect to inputs is taken).
+- no gradient can flow to the tensors they derive from (``torch.no_grad()``, tensors that do not require a
+  gradient, or a block of :func:`inputs_only`, in which the attacks run: they differentiate with respect to the
+  inputs only),
+- those tensors (the weights as the layer reads them, through a parametrisation if it has one) hold the values
+  the cache was made from, compared element by element with a copy (not a version counter, so an edit through
+  ``.data`` or a ``load_state_dict`` is seen too), and the layer's settings (e.g. its padding) are the same,
+- and nothing traces or transforms the call: ``torch.compile``, ``torch.func``, forward-mode AD and
+  ``torch.inference_mode`` compute afresh.
 
 Otherwise the quantities are computed as before, so training, gradients with respect to the weights and every
 guarantee are unchanged; a cached value is the value the layer would compute (the same operations, once). Copies
@@ -24,20 +26,22 @@ guarantee are unchanged; a cached value is the value the layer would compute (th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-from torch import nn
+from torch.autograd import forward_ad
 
-__all__ = ["DerivedCache", "frozen_parameters"]
+__all__ = ["DerivedCache", "inputs_only"]
 
 _CACHE = "_derived_cache"
+_LOCAL = threading.local()
 
 
 def _traced(tensors) -> bool:
-    """A value ``torch.func`` or ``torch.compile`` traces: never cached."""
-    if torch.compiler.is_compiling():
+    """A value ``torch.func``, ``torch.compile`` or forward-mode AD traces: never cached."""
+    if torch.compiler.is_compiling() or forward_ad._current_level >= 0:
         return True
     return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
 
@@ -54,18 +58,22 @@ def _same(saved: tuple[torch.Tensor, ...], current: tuple[torch.Tensor, ...]) ->
 class DerivedCache:
     """Mixin for an ``nn.Module``: :meth:`derived` caches a weight-derived value in eval mode (module text)."""
 
-    def derived(self, name: str, compute: Callable[[], object]):
-        """``compute()``, or the value it gave before for the same parameters when inference allows it."""
-        state = tuple(self.parameters(recurse=False)) + tuple(self.buffers(recurse=False))
-        grad_possible = torch.is_grad_enabled() and any(t.requires_grad for t in state)
-        if self.training or grad_possible or torch.is_inference_mode_enabled() or _traced(state):
+    def derived(self, name: str, compute: Callable[[], object], *inputs: torch.Tensor):
+        """``compute()``, a function of the tensors ``inputs`` and of the module's settings, or the value it gave
+        before for the same inputs and settings when inference allows it."""
+        needs_grad = torch.is_grad_enabled() and not getattr(_LOCAL, "inputs_only", False)
+        if self.training or (needs_grad and any(t.requires_grad for t in inputs)):
             return compute()
+        if torch.is_inference_mode_enabled() or _traced(inputs):
+            return compute()
+        settings = tuple((key, getattr(self, key, None)) for key in getattr(self, "_settings", ()))
         cache = self.__dict__.setdefault(_CACHE, {})
         hit = cache.get(name)
-        if hit is not None and _same(hit[0], state):
-            return hit[1]
-        value = compute()
-        cache[name] = (tuple(t.detach().clone() for t in state), value)
+        if hit is not None and hit[0] == settings and _same(hit[1], inputs):
+            return hit[2]
+        with torch.no_grad():
+            value = compute()
+        cache[name] = (settings, tuple(t.detach().clone() for t in inputs), value)
         return value
 
     def __getstate__(self) -> dict:
@@ -75,14 +83,14 @@ class DerivedCache:
 
 
 @contextmanager
-def frozen_parameters(model: nn.Module) -> Iterator[None]:
-    """Within the block no parameter of ``model`` requires a gradient (inputs still can); afterwards each has its
-    own ``requires_grad`` back. For computations that differentiate with respect to inputs only (attacks)."""
-    changed = [p for p in model.parameters() if p.requires_grad]
-    for p in changed:
-        p.requires_grad_(False)
+def inputs_only() -> Iterator[None]:
+    """In this block, in this thread, nothing differentiates with respect to the layers' parameters: they reuse
+    their cached derived values in eval mode even where the parameters require a gradient (the values carry none).
+    For computations that take gradients with respect to inputs only (the attacks); the parameters themselves,
+    and other threads, are left alone."""
+    before = getattr(_LOCAL, "inputs_only", False)
+    _LOCAL.inputs_only = True
     try:
         yield
     finally:
-        for p in changed:
-            p.requires_grad_(True)
+        _LOCAL.inputs_only = before

@@ -130,8 +130,9 @@ class NonExpansiveLayer(_GradientStep, nn.Module):
 
     def step(self) -> torch.Tensor:
         r"""The step used in ``forward``: :math:`\min(\lvert h_\text{raw}\rvert, 2/\lVert A\rVert_2^2)`."""
+        weight, raw = self.weight, self.raw_step
         return self.derived(
-            "step", lambda: torch.minimum(self.raw_step.abs(), 2.0 / dense_operator_norm(self.weight) ** 2)
+            "step", lambda: torch.minimum(raw.abs(), 2.0 / dense_operator_norm(weight) ** 2), raw, weight
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -201,13 +202,13 @@ class NonExpansiveConvLayer(_GradientStep, nn.Module):
 
     def step(self, input_size: tuple[int, int]) -> torch.Tensor:
         """The step used in ``forward`` for images of ``input_size``."""
-        size = tuple(input_size)
+        size, weight, raw = tuple(input_size), self.weight, self.raw_step
 
         def compute() -> torch.Tensor:
-            bound = conv_operator_norm(self.weight, size, padding_mode=self.padding_mode)
-            return torch.minimum(self.raw_step.abs(), 2.0 / bound**2)
+            bound = conv_operator_norm(weight, size, padding_mode=self.padding_mode)
+            return torch.minimum(raw.abs(), 2.0 / bound**2)
 
-        return self.derived(f"step{size}", compute)
+        return self.derived(f"step{size}", compute, raw, weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", min_ndim=3)
@@ -226,7 +227,8 @@ class NormalizedLinear(DerivedCache, nn.Linear):
 
     def normalized_weight(self) -> torch.Tensor:
         """The weight used in ``forward``, of norm at most 1."""
-        return self.derived("weight", lambda: self.weight / torch.clamp(dense_operator_norm(self.weight), min=1.0))
+        weight = self.weight
+        return self.derived("weight", lambda: weight / torch.clamp(dense_operator_norm(weight), min=1.0), weight)
 
     def lipschitz_bound(self) -> float:
         """1 for every weight."""

@@ -50,7 +50,8 @@ def dense_operator_norm(weight: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     torch.Tensor
-        A scalar in the dtype of ``weight`` (exact up to the rounding of an SVD in that dtype).
+        A scalar in the dtype of ``weight`` (exact up to the rounding of an SVD in that dtype): LAPACK's largest
+        singular value, the same with and without gradients; the gradient is that of the top singular pair.
 
     Raises
     ------
@@ -58,7 +59,7 @@ def dense_operator_norm(weight: torch.Tensor) -> torch.Tensor:
         If ``weight`` is not a 2-D floating tensor.
     """
     check_tensor(weight, "weight", ndim=2)
-    return torch.linalg.matrix_norm(weight, ord=2)
+    return _largest_singular_value(weight[None])
 
 
 def _check_kernel(weight: torch.Tensor, input_size) -> tuple[int, int]:
@@ -120,9 +121,11 @@ def _largest_singular_value(blocks: torch.Tensor) -> torch.Tensor:
     if not torch.is_grad_enabled():
         return value
     block = blocks.index_select(0, index)[0]
-    plain = block.detach()
+    # A power of two (exact to divide by) near the largest entry: no under- or overflow below.
+    scale = torch.exp2(torch.log2(block.detach().abs().amax().clamp_min(torch.finfo(top.dtype).tiny)).floor())
+    plain = block.detach() / scale
     vector = torch.linalg.eigh(plain.mH @ plain).eigenvectors[:, -1]
-    carrier = torch.linalg.vector_norm(block @ vector)
+    carrier = torch.linalg.vector_norm((block / scale) @ vector) * scale
     return value + (carrier - carrier.detach())
 
 

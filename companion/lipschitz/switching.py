@@ -158,9 +158,8 @@ class SwitchingLayer(DerivedCache, FixedSettings, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.dim)
         h_c, h_e = self.steps()
-        a_e, a_c = self.derived(
-            "orthogonal", lambda: (_orthogonal(self.raw_expansive), _orthogonal(self.raw_contractive))
-        )
+        raw_e, raw_c = self.raw_expansive, self.raw_contractive
+        a_e, a_c = self.derived("orthogonal", lambda: (_orthogonal(raw_e), _orthogonal(raw_c)), raw_e, raw_c)
         x = x + h_e * (F.leaky_relu(x @ a_e.T + self.bias_expansive, self.slope) @ a_e)
         u = h_c / self.n_steps
         for _ in range(self.n_steps):

@@ -31,18 +31,17 @@ def model() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
 
 
-def noisy_mse(die_after: int | None):
+DIE_AFTER = [None]  # --die-after-steps, outside the loss: a resumed run must pass the same loss
+STEPS = [0]
+
+
+def noisy_mse(net, x, y):
     """MSE on inputs with noise from the global generator (an augmentation: a resumed run must redraw it alike)."""
-    steps = [0]
-
-    def loss(net, x, y):
-        steps[0] += 1
-        if die_after is not None and steps[0] > die_after:
-            os._exit(17)
-        noise = 0.01 * torch.randn(x.shape)
-        return nn.functional.mse_loss(net(x + noise), y)
-
-    return loss
+    STEPS[0] += 1
+    if DIE_AFTER[0] is not None and STEPS[0] > DIE_AFTER[0]:
+        os._exit(17)
+    noise = 0.01 * torch.randn(x.shape)
+    return nn.functional.mse_loss(net(x + noise), y)
 
 
 def train(args) -> tuple[nn.Module, companion.History]:
@@ -54,7 +53,7 @@ def train(args) -> tuple[nn.Module, companion.History]:
         epochs=EPOCHS,
         lr=3e-2,
         batch_size=BATCH,
-        loss=noisy_mse(args.die_after_steps) if args.noise else "mse",
+        loss=noisy_mse if args.noise else "mse",
         schedule="onecycle",
         validation=data(1),
         seed=5,
@@ -89,6 +88,7 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true")
     parser.add_argument("--die-after-steps", type=int)
     args = parser.parse_args()
+    DIE_AFTER[0] = args.die_after_steps
     torchrun = "LOCAL_RANK" in os.environ
     net, history = train(args)
     errors = refusals() if torchrun else {}
