@@ -65,6 +65,9 @@ def _describe(function) -> str | None:
     cells = getattr(function, "__closure__", None) or ()
     captured = [cell.cell_contents for cell in cells if isinstance(cell.cell_contents, (int, float, str, bool))]
     name = getattr(function, "__qualname__", type(function).__qualname__)
+    code = getattr(function, "__code__", None)
+    if code is not None:  # two lambdas differ by where they are written
+        name = f"{name} ({Path(code.co_filename).name}:{code.co_firstlineno})"
     return f"{name}{tuple(captured)}" if captured else name
 
 
@@ -73,8 +76,21 @@ def _fingerprint(tensors) -> str:
     digest = hashlib.sha256()
     for tensor in tensors:
         digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())  # the buffer, not a copy
     return digest.hexdigest()
+
+
+def check_checkpoint_path(checkpoint) -> Path:
+    """The checkpoint path, checked before any training: a file path whose folder exists or can be made."""
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}.")
+    path = Path(checkpoint).expanduser()
+    if str(checkpoint) == "" or path.is_dir():
+        raise ValueError(f"checkpoint must name a file, got {str(checkpoint)!r}, a directory; e.g. 'run.ckpt'.")
+    parent = next((folder for folder in (path.parent, *path.parent.parents) if folder.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"checkpoint {str(checkpoint)!r} lies under {parent}, which is a file, not a folder.")
+    return path
 
 
 def run_settings(arguments: dict, world: int, train, model) -> dict:
@@ -123,7 +139,7 @@ def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generators, 
         "history": asdict(history),
         "random": random,
     }
-    path = Path(path)
+    path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, temporary)
@@ -132,7 +148,7 @@ def save_checkpoint(path: Path, *, epoch: int, settings: dict, run, generators, 
 
 def load_checkpoint(path: Path, settings: dict) -> dict:
     """The checkpoint at ``path``, refused unless it was written by a run with these ``settings``."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"fit(..., resume=True) found no checkpoint at {path}; train without resume first (it writes one "
@@ -140,8 +156,11 @@ def load_checkpoint(path: Path, settings: dict) -> dict:
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a truncated or foreign file: name it
-        raise ValueError(f"{path} is not a checkpoint written by companion.fit ({error}).") from error
+    except Exception as error:  # a truncated or foreign file: name it (not PyTorch's advice on weights_only)
+        raise ValueError(
+            f"{path} is not a checkpoint written by companion.fit (it does not load as one: "
+            f"{type(error).__name__}); delete it, or pass another path."
+        ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a checkpoint of companion.fit's format {FORMAT}.")
     saved = state["settings"]

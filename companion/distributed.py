@@ -60,7 +60,9 @@ class Processes:
                 "move the model to cuda:LOCAL_RANK, or initialise the group with backend='gloo'."
             )
         ids = [device] if device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # find_unused_parameters: a model whose forward pass leaves some parameters out (a branch, a frozen head)
+        # trains as it does in one process; the cost is one walk of the autograd graph per step.
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
     def shard(self, batch: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], float]:
         """This process's part of a global batch, and the factor that makes its mean loss a share of the batch's."""

@@ -31,7 +31,7 @@ from ._checks import (
     explain_dtype_errors,
     import_optional,
 )
-from .checkpoints import data_generators, resume_run, run_settings, save_run
+from .checkpoints import check_checkpoint_path, data_generators, resume_run, run_settings, save_run
 from .distributed import ONE_PROCESS, Processes, batches_of, processes, set_epoch
 
 __all__ = ["History", "fit", "seed_everything", "accuracy", "default_device"]
@@ -257,8 +257,8 @@ def _check_fit(
     for flag, name in ((compile, "compile"), (resume, "resume"), (amp, "amp")):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}.")
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(checkpoint).__name__}.")
+    if checkpoint is not None:
+        check_checkpoint_path(checkpoint)
     if resume and checkpoint is None:
         raise ValueError("resume=True continues from a checkpoint: pass checkpoint=path as well.")
     _check_seed(seed)

@@ -135,12 +135,26 @@ def build(model: str, args, device: torch.device) -> torch.nn.Module:
     return cifar_resnet(model, channels=args.channels).to(device)
 
 
+def _refuse_other_settings(path: Path, saved: dict, now: dict) -> None:
+    """A finished pair in OUT is reused only for the same settings; otherwise say so and stop."""
+    different = sorted(key for key in set(saved) | set(now) if saved.get(key) != now.get(key))
+    if different:
+        changes = ", ".join(f"{key} {saved.get(key)!r} there, {now.get(key)!r} now" for key in different)
+        raise SystemExit(
+            f"{path} holds a finished run with other settings ({changes}): use another --out, or delete that "
+            "pair's files in it to train again."
+        )
+
+
 def train_pair(model: str, margin: float, args, data, rank: int, device: torch.device) -> dict:
     """Train one pair (resuming its checkpoint, restarting at lr / 10 on a non-finite loss); return its record."""
     name = run_name(model, margin)
     checkpoint, record_path, weights = (args.out / f"{name}{suffix}" for suffix in (".ckpt", ".train.json", ".pt"))
     record = json.loads(record_path.read_text()) if record_path.exists() else {"lr": args.lr, "restarts": 0}
+    settings = {key: getattr(args, key) for key in ("epochs", "batch_size", "amp", "seed")}
+    settings.update(channels=list(args.channels), train_images=len(data[0]), first_lr=args.lr)
     if record.get("done") and weights.exists():
+        _refuse_other_settings(record_path, record.get("settings", {}), settings)
         return record
     while True:
         network = build(model, args, device)
@@ -173,8 +187,6 @@ def train_pair(model: str, margin: float, args, data, rank: int, device: torch.d
             barrier()
             if record["restarts"] > MAX_RESTARTS:
                 raise
-    settings = {name: getattr(args, name) for name in ("epochs", "batch_size", "amp", "seed")}
-    settings.update(channels=list(args.channels), train_images=len(data[0]))
     record.update(done=True, loss=history.loss, train_seconds=history.seconds, settings=settings)
     record.update(devices=_devices(dist.get_world_size() if dist.is_initialized() else 1, device))
     if rank == 0:
@@ -303,6 +315,8 @@ def evaluate_pairs(records: dict, test, args, world: int, device: torch.device) 
         name = run_name(model, margin)
         path = args.out / f"{name}.result.json"
         if path.exists():
+            saved = json.loads(path.read_text()).get("settings", {})
+            _refuse_other_settings(path, saved, {**record["settings"], "eval_images": len(test[0])})
             print(f"{name}: evaluated before ({path.name}; delete it to evaluate again)", flush=True)
             continue
         network = cifar_resnet(model, channels=args.channels).to(device)

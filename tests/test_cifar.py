@@ -403,3 +403,32 @@ def test_script_end_to_end_under_torchrun(tmp_path: Path) -> None:
     )
     assert again.returncode == 0 and "evaluated before" in again.stdout and "trained in" not in again.stdout, again
     assert json.loads((out / "results.json").read_text())["runs"] == results["runs"]
+
+
+def test_fake_batches_with_no_image_load_and_float_labels_are_refused(tmp_path):
+    import pickle
+
+    import numpy as np
+
+    from companion.lipschitz import load_cifar10, write_fake_cifar10
+
+    folder = write_fake_cifar10(tmp_path, train_size=4, test_size=0, seed=0)  # data_batch_5 and test_batch empty
+    images, labels = load_cifar10(tmp_path, train=True)
+    assert images.shape == (4, 3, 32, 32) and labels.shape == (4,)
+    assert load_cifar10(tmp_path, train=False)[0].shape == (0, 3, 32, 32)
+    batch = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [1.5, 2.0]}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(ValueError, match="not integers"):
+        load_cifar10(tmp_path, train=False)
+
+
+def test_a_finished_pair_with_other_settings_is_not_reused():
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paper_scale.py"
+    spec = importlib.util.spec_from_file_location("paper_scale", script)
+    paper_scale = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paper_scale)
+    paper_scale._refuse_other_settings(Path("x"), {"epochs": 1}, {"epochs": 1})
+    with pytest.raises(SystemExit, match="epochs 1 there, 3 now"):
+        paper_scale._refuse_other_settings(Path("x"), {"epochs": 1}, {"epochs": 3})

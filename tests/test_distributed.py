@@ -185,3 +185,15 @@ def test_a_dataloader_with_its_own_generator_resumes_exactly(tmp_path: Path) -> 
         net, loader, epochs=4, checkpoint=path, resume=True, after_step=kill_in_the_third_epoch, progress=False
     )
     assert torch.equal(net.weight, expected)
+
+
+@pytest.mark.parametrize("bad", ["", "folder", "file/inside.ckpt"])
+def test_a_bad_checkpoint_path_is_refused_before_any_training(tmp_path: Path, bad: str) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("a file")
+    net, data = _small()
+    steps = []
+    path = "" if bad == "" else tmp_path / bad
+    with pytest.raises(ValueError, match="checkpoint"):
+        companion.fit(net, data, epochs=1, checkpoint=path, after_step=lambda m: steps.append(1), progress=False)
+    assert steps == []

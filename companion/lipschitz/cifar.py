@@ -103,7 +103,7 @@ PUBLISHED_CIFAR10 = MappingProxyType(
 #: What a CIFAR-10 batch may unpickle: numpy arrays (both spellings of numpy's core module), nothing that runs code.
 _CORE = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric", "numpy._core.numeric")
 _ALLOWED_GLOBALS = {(m, n) for m in _CORE for n in ("_reconstruct", "scalar", "_frombuffer")} | {("numpy", "ndarray")}
-_ALLOWED_GLOBALS |= {("numpy", "dtype"), ("_codecs", "encode")}  # Python 3's protocol 2 writes bytes with encode
+_ALLOWED_GLOBALS |= {("numpy", "dtype"), ("_codecs", "encode"), ("builtins", "bytes"), ("__builtin__", "bytes")}
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -137,10 +137,10 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
         shown = f"shape {data.shape} and dtype {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
         raise _malformed(path, f"its b'data' has {shown}")
-    try:
-        labels = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError) as error:
-        raise _malformed(path, f"its b'labels' are not integers ({error})") from error
+    raw = np.asarray(labels)
+    if raw.size and raw.dtype.kind not in "iu":  # an empty list reads as float64
+        raise _malformed(path, f"its b'labels' are not integers (dtype {raw.dtype})")
+    labels = raw.astype(np.int64)
     if labels.shape != (len(data),) or (len(labels) and not (labels.min() >= 0 and labels.max() <= 9)):
         raise _malformed(path, f"its b'labels' are not {len(data)} integers in 0..9")
     return data, labels

@@ -61,6 +61,8 @@ class DerivedCache:
     def derived(self, name: str, compute: Callable[[], object], *inputs: torch.Tensor):
         """``compute()``, a function of the tensors ``inputs`` and of the module's settings, or the value it gave
         before for the same inputs and settings when inference allows it."""
+        if torch.compiler.is_compiling():  # first, so that tracing meets no other check (no graph break)
+            return compute()
         needs_grad = torch.is_grad_enabled() and not getattr(_LOCAL, "inputs_only", False)
         if self.training or (needs_grad and any(t.requires_grad for t in inputs)):
             return compute()

@@ -26,9 +26,21 @@ def data(seed: int = 0):
     return x, torch.sin(x[:, :2]) + 0.1 * x[:, 2:4]
 
 
+class Net(nn.Module):
+    """A small MLP with a head its forward pass does not use (DDP must cope with unused parameters)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+        self.unused = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.body(x)
+
+
 def model() -> nn.Module:
     torch.manual_seed(1)
-    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
+    return Net()
 
 
 DIE_AFTER = [None]  # --die-after-steps, outside the loss: a resumed run must pass the same loss
