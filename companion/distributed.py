@@ -42,12 +42,12 @@ class Processes:
 
     @property
     def parallel(self) -> bool:
-        """More than one process: the model is wrapped and the batches are sharded."""
+        """True with more than one process (the model is then wrapped and the batches sharded)."""
         return self.world > 1
 
     @property
     def main(self) -> bool:
-        """Process 0: the one that shows progress and writes checkpoints."""
+        """True in process 0, the one that shows progress and writes checkpoints."""
         return self.rank == 0
 
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:

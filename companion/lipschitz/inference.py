@@ -55,6 +55,10 @@ def _same(saved: tuple[torch.Tensor, ...], current: tuple[torch.Tensor, ...]) ->
     )
 
 
+def _copied(value):
+    return tuple(_copied(v) for v in value) if isinstance(value, tuple) else value.clone()
+
+
 class DerivedCache:
     """Mixin for an ``nn.Module``: :meth:`derived` caches a weight-derived value in eval mode (module text)."""
 
@@ -72,11 +76,11 @@ class DerivedCache:
         cache = self.__dict__.setdefault(_CACHE, {})
         hit = cache.get(name)
         if hit is not None and hit[0] == settings and _same(hit[1], inputs):
-            return hit[2]
+            return _copied(hit[2])  # a copy: an in-place edit of what the layer returns cannot reach the cache
         with torch.no_grad():
             value = compute()
         cache[name] = (settings, tuple(t.detach().clone() for t in inputs), value)
-        return value
+        return _copied(value)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
