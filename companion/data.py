@@ -6,8 +6,10 @@ tensors in the dtype asked for.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
+from importlib import resources
 
 import torch
 
@@ -22,6 +24,7 @@ __all__ = [
     "pendulum_trajectory",
     "pendulum_flow_map",
     "digits",
+    "stored_results",
 ]
 
 
@@ -518,3 +521,32 @@ def abc_flow_map(
 
 
 __all__ += ["sir_flow_map_normalised", "ABC_COEFFICIENTS", "abc_field", "abc_trajectory", "abc_flow_map"]
+
+
+def stored_results(name: str) -> dict:
+    """Load a table of multi-seed results that a script computed and the package ships.
+
+    Sweeps over seeds, learning rates and initialisations do not fit a chapter's two minutes; the script named
+    in the table (``"command"``) computes them and writes ``companion/results/<name>.json``, and the chapter
+    loads it here and says where it came from.
+
+    Parameters
+    ----------
+    name : str
+        The table's name, e.g. ``"01_swiss_roll_sweep"`` (the chapter number first).
+
+    Returns
+    -------
+    dict
+        The decoded JSON: at least ``"command"`` (how to regenerate it), ``"machine"`` and the rows.
+
+    Raises
+    ------
+    ValueError
+        If no table of that name is shipped (the message lists those that are).
+    """
+    folder = resources.files("companion") / "results"
+    available = sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
+    if not isinstance(name, str) or name not in available:
+        raise ValueError(f"no stored results named {name!r}; the package ships {available}")
+    return json.loads((folder / f"{name}.json").read_text())

@@ -157,3 +157,47 @@ def test_validation_errors():
         pgd_l2(model, x, y, epsilon=1.0, loss="hinge")
     with pytest.raises(ValueError, match="at least one objective"):
         pgd_l2(model, x, y, epsilon=1.0, loss=())
+
+
+def test_adversarial_loss_is_the_cross_entropy_at_a_pgd_point_inside_the_ball():
+    """The loss equals the cross-entropy at its own PGD iterate: that point lies in the ball and the box, and its
+    loss is at least the clean loss for a model that the attack can push (a linear one); the parameters get the
+    gradient of that loss, the inputs none."""
+    from torch.nn import functional as F
+
+    from companion.lipschitz.attacks import adversarial_loss
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3).to(D)
+    x = torch.rand(32, 4, dtype=D) * 0.5 + 0.25
+    y = torch.randint(0, 3, (32,))
+    points = []
+    original = model.forward
+    model.forward = lambda z: (points.append(z.detach()), original(z))[1]
+    value = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0), seed=3)(model, x, y)
+    model.forward = original
+    final = points[-1]
+    assert float((final - x).norm(dim=1).max()) <= 0.2 + 1e-12
+    assert float(final.min()) >= 0.0 and float(final.max()) <= 1.0
+    assert torch.allclose(value, F.cross_entropy(model(final), y))
+    assert float(value.detach()) > float(F.cross_entropy(model(x), y).detach())
+    value.backward()
+    assert model.weight.grad is not None and float(model.weight.grad.abs().sum()) > 0
+    again = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0), seed=3)(model, x, y)
+    assert torch.equal(again.detach(), value.detach())  # the seed fixes the random starts
+
+
+def test_adversarial_loss_refuses_bad_settings_and_data():
+    from companion.lipschitz.attacks import adversarial_loss
+
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError):
+            adversarial_loss(bad)
+    with pytest.raises((TypeError, ValueError)):
+        adversarial_loss(0.5, steps=0)
+    loss = adversarial_loss(0.5, bounds=(0.0, 1.0))
+    model = nn.Linear(4, 3).to(D)
+    with pytest.raises(ValueError, match="outside bounds"):
+        loss(model, torch.full((2, 4), 2.0, dtype=D), torch.tensor([0, 1]))
+    with pytest.raises(TypeError, match="integer"):
+        loss(model, torch.rand(2, 4, dtype=D), torch.tensor([0.0, 1.0]))

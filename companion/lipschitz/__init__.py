@@ -27,7 +27,7 @@ using convex analysis and ODEs*, Physica D 463 (2024).
 """
 
 from . import attacks, cifar, inference, layers, operator_norms, robustness, rounding, switching
-from .attacks import ATTACK_LOSSES, apgd_checkpoints, apgd_l2, pgd_l2
+from .attacks import ATTACK_LOSSES, adversarial_loss, apgd_checkpoints, apgd_l2, pgd_l2
 from .cifar import (
     CIFAR10_FOLDER,
     CIFAR10_MEAN,

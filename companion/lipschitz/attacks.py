@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from .._checks import check_choice, check_positive, check_positive_int, check_tensor
 from .inference import inputs_only
 
-__all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "ATTACK_LOSSES"]
+__all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "adversarial_loss", "ATTACK_LOSSES"]
 
 #: The objectives of :func:`pgd_l2`.
 ATTACK_LOSSES = ("margin", "cross_entropy")
@@ -455,3 +455,67 @@ def apgd_l2(
             best[index[found]] = adversarial[found]
             fooled[index[found]] = True
     return best, fooled
+
+
+def adversarial_loss(
+    epsilon: float,
+    *,
+    steps: int = 10,
+    relative_step: float | None = None,
+    bounds: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    r"""The PGD adversarial-training loss of Madry et al. (2018), for :func:`companion.training.fit`.
+
+    For each batch it runs PGD on the cross-entropy, from a uniform random point of the ball
+    :math:`\{\lVert\delta\rVert_2\le\varepsilon\}`, ``steps`` projected steps of ``relative_step * epsilon``
+    along the normalised gradient (and onto the box ``bounds`` when given), and returns the cross-entropy at
+    the last iterate, :math:`\frac1B\sum_i \ell(\mathcal N(x_i+\delta_i), y_i)`; the inner maximisation
+    differentiates with respect to the inputs only, and the returned loss with respect to the parameters.
+    It is the baseline that robustness papers train an unconstrained network with; it gives no certificate.
+
+    Parameters
+    ----------
+    epsilon : float
+        Radius of the training attack, > 0.
+    steps : int
+        PGD iterations per batch (the training cost is about ``steps + 1`` times that of clean training).
+    relative_step : float, optional
+        Step size over epsilon (default ``2.5 / steps``).
+    bounds : tuple of float or None
+        Valid input range, e.g. ``(0.0, 1.0)`` for pixels; ``None`` never clips.
+    seed : int
+        Seed of the random starts (a generator owned by the returned loss: the same sequence of batches gives
+        the same training).
+
+    Returns
+    -------
+    callable
+        ``loss(model, inputs, labels)``, a scalar.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``epsilon`` is not a number > 0 or ``steps`` not an int >= 1; when called, on malformed data or inputs
+        outside ``bounds``.
+    """
+    check_positive(epsilon, "epsilon")
+    check_positive_int(steps, "steps")
+    relative_step = 2.5 / steps if relative_step is None else check_positive(relative_step, "relative_step")
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check_data(model, inputs, labels)
+        box = _check_bounds(bounds, inputs)
+        x, y = inputs.detach(), labels.long()
+        eps = torch.full((len(x),), float(epsilon), dtype=x.dtype, device=x.device)
+        candidate = _feasible(_random_start(x, eps, generator), x, eps, box)
+        with inputs_only():
+            for _ in range(steps):
+                _, grad = _objective_gradient(model, candidate, y, "cross_entropy")
+                with torch.no_grad():
+                    step = _per_row(relative_step * eps, x) * _normalized(grad)
+                    candidate = _feasible(candidate + step, x, eps, box)
+        return F.cross_entropy(model(candidate.detach()), y)
+
+    return loss
