@@ -2,7 +2,9 @@
 
 Each module holds one experiment: the authors' data generation, network, recipe and metric written from
 their description and code (their code is not copied), and a ``run(device, seeds, *, quick, log)`` that
-trains both sides seed by seed and returns :class:`~benchmarks.authors.common.Comparison` rows. The runner is
+trains both sides seed by seed and returns :class:`~benchmarks.authors.common.Comparison` rows. Where both
+networks of a row can be trained by both recipes (the SIR map, the Swiss roll), ``run`` trains all four pairs and
+the row carries the time to accuracy on one network (:mod:`~benchmarks.authors.time_to_accuracy`). The runner is
 ``benchmarks/authors_run.py``; the book page is ``book/authors_benchmarks.md``.
 """
 

@@ -207,6 +207,11 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         clean = median_metric(row.companion, "clean accuracy") >= median_metric(row.authors, "clean accuracy") - 0.01
         return clean and median_metric(row.companion, robust) >= median_metric(row.authors, robust)
 
+    optimiser_steps = authors_epochs * -(-len(x_train) // 512)
+    compared = (
+        f"each side's recipe (different networks: {authors_runs[0].parameters:,} vs "
+        f"{companion_runs[0].parameters:,} parameters; the authors' recipe makes {optimiser_steps} optimiser steps here)"
+    )
     return Comparison(
         experiment="digits, non-expansive net vs l2-PGD",
         metrics=["clean accuracy", robust],
@@ -216,4 +221,5 @@ def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=prin
         tolerance="median clean accuracy at least the authors' minus 1 point, median robust accuracy at least the "
         "authors'",
         equal_or_better=equal_or_better,
+        compared=compared,
     )

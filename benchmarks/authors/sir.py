@@ -15,7 +15,12 @@ Authors' set-up, re-implemented from their description and notebook:
   3.35e-6 is the latter).
 
 Companion side: :func:`companion.structured.mass_preserving_network` with the same widths (its field
-parametrises all :math:`d^2` entries of :math:`A_\theta(x)`) trained by :func:`companion.fit`.
+parametrises all :math:`d^2` entries of :math:`A_\theta(x)`) trained by :func:`companion.fit`
+(:data:`COMPANION_RECIPE`).
+
+:func:`run` trains each network by each recipe (the authors' network by companion's recipe, companion's by the
+authors' recipe too), with the test metrics at every epoch outside the timed region
+(:mod:`benchmarks.authors.time_to_accuracy`).
 """
 
 from __future__ import annotations
@@ -29,16 +34,8 @@ from torch.utils.data import DataLoader
 import companion
 from companion.structured import mass_preserving_network
 
-from .common import (
-    Comparison,
-    Measurement,
-    Pairs,
-    compare,
-    median_metric,
-    parameter_count,
-    timed,
-    timed_authors_training,
-)
+from .common import Comparison, Pairs, median_metric
+from .time_to_accuracy import AUTHORS, COMPANION, Recipe, Setup, grid_comparison
 
 WIDTHS = (3, 10, 10, 15)
 LAYERS_PER_BLOCK, HIDDEN = 3, 50
@@ -139,7 +136,10 @@ def _authors_network() -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def train_authors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
+def train_authors(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, after_step=None
+) -> None:
+    """The authors' recipe; ``after_step(model)``, if given, is called after every optimiser step."""
     loader = DataLoader(Pairs(x, y), batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-5)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=60, gamma=0.1)
@@ -150,6 +150,8 @@ def train_authors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs:
             loss = loss_fn(model(inputs), targets)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
         schedule.step()
 
 
@@ -167,59 +169,62 @@ def evaluate(model: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, batch
     }
 
 
+# --- companion's network and recipe --------------------------------------------------------------
+
+#: Companion's recipe (see the book page): fewer epochs, larger batches, a step decay.
+COMPANION_RECIPE = dict(epochs=40, lr=1e-2, batch_size=64, schedule="step", step_size=25, gamma=0.1)
+
+
+def companion_network() -> nn.Module:
+    """Companion's mass-preserving network with the authors' widths, in float64."""
+    return mass_preserving_network(
+        (*WIDTHS, 3), layers_per_block=LAYERS_PER_BLOCK, hidden=HIDDEN, activation="relu"
+    ).double()
+
+
+def train_companion(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, after_step=None
+) -> None:
+    """Companion's recipe: :func:`companion.fit` with :data:`COMPANION_RECIPE` (any network of this row)."""
+    recipe = dict(COMPANION_RECIPE, epochs=epochs)
+    companion.fit(model, (x, y), seed=seed, progress=False, after_step=after_step, **recipe)
+
+
 # --- the comparison ------------------------------------------------------------------------------
 
 
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> Comparison:
-    """Both sides on the same data for each seed. ``quick`` trains a few epochs only (for the tests)."""
-    x_train, y_train, x_test, y_test = (t.to(device) for t in sir_data())
-    authors_epochs = 3 if quick else 150
-    companion_epochs = 2 if quick else COMPANION_RECIPE["epochs"]
+    """Both networks by both recipes on the same data for each seed (``quick``: a few epochs, for the tests)."""
+    data = tuple(t.to(device) for t in sir_data())
+    train_size = len(data[0])
 
-    def authors(seed: int, warm: bool = False) -> Measurement | None:
-        model, seconds, cpu = timed_authors_training(
-            authors_network,
-            train_authors,
-            x_train,
-            y_train,
-            seed=seed,
-            epochs=1 if warm else authors_epochs,
-            device=device,
-        )
-        if warm:
-            return None
-        batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
-        return Measurement(evaluate(model, x_test, y_test, batch), seconds, cpu, parameters=parameter_count(model))
+    def evaluate_on_test(model: nn.Module, data: tuple[torch.Tensor, ...], seed: int) -> dict[str, float]:
+        batch = torch.randperm(len(data[2]), generator=torch.Generator().manual_seed(seed))[:32]
+        return evaluate(model, data[2], data[3], batch)
 
-    def companion_side(seed: int, warm: bool = False) -> Measurement | None:
-        torch.manual_seed(seed)
-        model = (
-            mass_preserving_network((*WIDTHS, 3), layers_per_block=LAYERS_PER_BLOCK, hidden=HIDDEN, activation="relu")
-            .double()
-            .to(device)
-        )
-        recipe = dict(COMPANION_RECIPE, epochs=1 if warm else companion_epochs)
-        _, seconds, cpu = timed(
-            lambda: companion.fit(model, (x_train, y_train), seed=seed, progress=False, **recipe), device
-        )
-        if warm:
-            return None
-        batch = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:32]
-        return Measurement(evaluate(model, x_test, y_test, batch), seconds, cpu, parameters=parameter_count(model))
-
-    authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
-    return Comparison(
+    setup = Setup(
         experiment="SIR time-1 map, mass-preserving net",
         metrics=["test MSE (all 100)", "test MSE (one batch of 32)", "max sum drift"],
         lower_is_better=[True, True, True],
-        authors=authors_runs,
-        companion=companion_runs,
+        data=lambda seed: data,
+        networks={AUTHORS: authors_network, COMPANION: companion_network},
+        recipes={
+            AUTHORS: Recipe(train_authors, 3 if quick else 150, -(-train_size // 32)),
+            COMPANION: Recipe(
+                train_companion,
+                2 if quick else COMPANION_RECIPE["epochs"],
+                -(-train_size // COMPANION_RECIPE["batch_size"]),
+            ),
+        },
+        evaluate=evaluate_on_test,
+    )
+    return grid_comparison(
+        setup,
+        device,
+        seeds,
         tolerance="median test MSE over all 100 test points at most the authors' median",
         equal_or_better=lambda row: (
             median_metric(row.companion, "test MSE (all 100)") <= median_metric(row.authors, "test MSE (all 100)")
         ),
+        log=log,
     )
-
-
-#: Companion's recipe (see the book page): fewer epochs, larger batches, a step decay.
-COMPANION_RECIPE = dict(epochs=40, lr=1e-2, batch_size=64, schedule="step", step_size=25, gamma=0.1)

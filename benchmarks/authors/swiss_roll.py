@@ -21,11 +21,17 @@ figure; both are left out of the timed training here (which favours the authors'
 Companion side: :func:`companion.resnet` and a :class:`companion.FlowNetwork` of
 :class:`companion.SymplecticLayer` (12 layers each; wider fields, final time 3, the symplectic network on
 8-dimensional states behind a linear lift), trained by :func:`companion.fit` (:data:`COMPANION`).
+
+:func:`run` trains each network by each recipe, with the test accuracy at every epoch outside the timed region
+(:mod:`benchmarks.authors.time_to_accuracy`). The authors' recipe on companion's network applies the same penalty to
+the parameters of consecutive layers; a loss on one logit (the authors' networks) is the binary cross-entropy,
+on two logits (companion's) the cross-entropy, which is the same loss on the difference of the logits.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import nn
@@ -34,16 +40,9 @@ from torch.utils.data import DataLoader
 
 import companion
 
-from .common import (
-    Comparison,
-    Measurement,
-    Pairs,
-    compare,
-    median_metric,
-    parameter_count,
-    timed,
-    timed_authors_training,
-)
+from .common import Comparison, Pairs, median_metric
+from .time_to_accuracy import AUTHORS, Recipe, Setup, grid_comparison
+from .time_to_accuracy import COMPANION as COMPANION_SIDE
 
 POINTS, LAYERS, FINAL_TIME, WIDTH = 8000, 12, 1.2, 4
 
@@ -119,27 +118,53 @@ class AuthorsHamiltonianNet(nn.Module):
         return sum(0.5 * (t[1:] - t[:-1]).flatten(1).norm(dim=1).pow(2).sum() for t in (self.B, self.C, self.b, self.c))
 
 
-def train_authors(model, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int) -> None:
-    loader = DataLoader(
-        Pairs(x, y.float()), batch_size=125, shuffle=True, generator=torch.Generator().manual_seed(seed)
+def smoothness_penalty(model: nn.Module) -> torch.Tensor:
+    """The authors' penalty h * sum_j |theta_{j+1} - theta_j|^2 / 2 over consecutive layers: their networks' own
+    ``smoothness``; for companion's networks the same sum over the parameters of consecutive ``layers``."""
+    if hasattr(model, "smoothness"):
+        return model.h * model.smoothness()
+    layers = list(model.layers)
+    total = sum(
+        0.5 * (q - p).pow(2).sum()
+        for before, after in zip(layers[:-1], layers[1:])
+        for p, q in zip(before.parameters(), after.parameters())
     )
+    return layers[0].h * total
+
+
+def binary_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on one logit (the authors' networks), cross-entropy on two (companion's): the same
+    loss, the two-logit one on the difference of the logits."""
+    if outputs.ndim == 1:
+        return F.binary_cross_entropy_with_logits(outputs, labels.to(outputs.dtype))
+    return F.cross_entropy(outputs, labels)
+
+
+def train_authors(model, x: torch.Tensor, y: torch.Tensor, *, epochs: int, seed: int, after_step=None) -> None:
+    """The authors' recipe (any network of this row); ``after_step(model)``, if given, follows every optimiser
+    step."""
+    loader = DataLoader(Pairs(x, y), batch_size=125, shuffle=True, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=5e-2, div_factor=50, total_steps=epochs * len(loader), pct_start=0.4, anneal_strategy="cos"
     )
-    criterion = nn.BCEWithLogitsLoss()
     for _ in range(epochs):
         for inputs, labels in loader:
             optimizer.zero_grad()
-            loss = criterion(model(inputs), labels) + 1e-4 * model.h * model.smoothness()
+            loss = binary_loss(model(inputs), labels) + 1e-4 * smoothness_penalty(model)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
             schedule.step()
 
 
-def authors_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+def test_accuracy(model, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The accuracy of a one-logit (the authors') or two-logit (companion's) network, the same code for both."""
     with torch.no_grad():
-        return float(((model(x) >= 0).long() == y).float().mean())
+        outputs = model(x)
+    predicted = (outputs >= 0).long() if outputs.ndim == 1 else outputs.argmax(1)
+    return float((predicted == y).float().mean())
 
 
 # --- the comparison ------------------------------------------------------------------------------
@@ -165,59 +190,58 @@ def companion_network(kind: str, *, width: int, hidden: int, final_time: float) 
     return companion.FlowNetwork(layers, in_dim=WIDTH, width=width, out_dim=2)
 
 
+def train_companion(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, kind: str, epochs: int, seed: int, after_step=None
+) -> None:
+    """Companion's recipe for ``kind`` (:data:`COMPANION`) by :func:`companion.fit`; a one-logit network (the
+    authors') is trained on the binary cross-entropy, the same loss."""
+    recipe = dict(COMPANION[kind][1], epochs=epochs)
+    if isinstance(model, (AuthorsResNet, AuthorsHamiltonianNet)):
+        recipe["loss"] = lambda model, inputs, labels: binary_loss(model(inputs), labels)
+    companion.fit(model, (x, y), seed=seed, progress=False, after_step=after_step, **recipe)
+
+
+def setup(kind: str, device: torch.device, *, quick: bool = False) -> Setup:
+    """The grid of one Swiss-roll row: the authors' and companion's ``kind`` network by both recipes."""
+    network, recipe = COMPANION[kind]
+    authors_class = AuthorsResNet if kind == "ResNet" else AuthorsHamiltonianNet
+
+    def data(seed: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t.to(device) for t in swiss_roll_data(seed))
+
+    return Setup(
+        experiment=f"Swiss roll, 12-layer {kind}",
+        metrics=["test accuracy"],
+        lower_is_better=[False],
+        data=data,
+        networks={AUTHORS: authors_class, COMPANION_SIDE: lambda: companion_network(kind, **network)},
+        recipes={
+            AUTHORS: Recipe(train_authors, 2 if quick else 100, -(-POINTS // 2 // 125)),
+            COMPANION_SIDE: Recipe(
+                partial(train_companion, kind=kind),
+                1 if quick else recipe["epochs"],
+                -(-POINTS // 2 // recipe["batch_size"]),
+            ),
+        },
+        evaluate=lambda model, data, seed: {"test accuracy": test_accuracy(model, data[2], data[3])},
+    )
+
+
 def run(device: torch.device, seeds: list[int], *, quick: bool = False, log=print) -> list[Comparison]:
+    """Both rows (ResNet, symplectic), each network by both recipes on the same data for each seed."""
     rows = []
-    for kind, authors_class in (("ResNet", AuthorsResNet), ("symplectic", AuthorsHamiltonianNet)):
+    for kind in ("ResNet", "symplectic"):
         log(f"  Swiss roll, 12-layer {kind}")
-        authors_epochs = 2 if quick else 100
-        network, recipe = COMPANION[kind]
-        recipe = dict(recipe, epochs=1) if quick else recipe
-
-        def authors(
-            seed: int, warm: bool = False, authors_class=authors_class, authors_epochs=authors_epochs
-        ) -> Measurement | None:
-            x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
-            model, seconds, cpu = timed_authors_training(
-                authors_class, train_authors, x, y, seed=seed, epochs=1 if warm else authors_epochs, device=device
-            )
-            if warm:
-                return None
-            return Measurement(
-                {"test accuracy": authors_accuracy(model, x_test, y_test)},
-                seconds,
-                cpu,
-                parameters=parameter_count(model),
-            )
-
-        def companion_side(
-            seed: int, warm: bool = False, kind=kind, network=network, recipe=recipe
-        ) -> Measurement | None:
-            x, y, x_test, y_test = (t.to(device) for t in swiss_roll_data(seed))
-            torch.manual_seed(seed)
-            model = companion_network(kind, **network).to(device)
-            settings = dict(recipe, epochs=1) if warm else recipe
-            _, seconds, cpu = timed(lambda: companion.fit(model, (x, y), seed=seed, progress=False, **settings), device)
-            if warm:
-                return None
-            return Measurement(
-                {"test accuracy": companion.accuracy(model, x_test, y_test)},
-                seconds,
-                cpu,
-                parameters=parameter_count(model),
-            )
-
-        authors_runs, companion_runs = compare(authors, companion_side, seeds, log=log)
         rows.append(
-            Comparison(
-                experiment=f"Swiss roll, 12-layer {kind}",
-                metrics=["test accuracy"],
-                lower_is_better=[False],
-                authors=authors_runs,
-                companion=companion_runs,
+            grid_comparison(
+                setup(kind, device, quick=quick),
+                device,
+                seeds,
                 tolerance="median test accuracy at least the authors' median minus 0.5 points",
                 equal_or_better=lambda row: (
                     median_metric(row.companion, "test accuracy") >= median_metric(row.authors, "test accuracy") - 0.005
                 ),
+                log=log,
             )
         )
     return rows
