@@ -64,7 +64,16 @@ from .integrators import (
     require_method,
     rk_step,
 )
-from .layers import FlowLayer, FlowNetwork, GradientLayer, SpherePreservingLayer, gradient_sphere_network, mlp, resnet
+from .layers import (
+    FlowLayer,
+    FlowNetwork,
+    GradientLayer,
+    SpherePreservingLayer,
+    gradient_sphere_network,
+    mlp,
+    resnet,
+    xavier_init_,
+)
 from .lipschitz import (
     NonExpansiveConvLayer,
     NonExpansiveLayer,
@@ -85,7 +94,13 @@ from .lipschitz import (
     robustness_curve,
     robustness_report,
 )
-from .structured import MassPreservingLayer, PositiveMassPreservingLayer, SymplecticLayer, VolumePreservingLayer
+from .structured import (
+    MassPreservingLayer,
+    PositiveMassPreservingLayer,
+    SymplecticLayer,
+    VolumePreservingLayer,
+    symplectic_network,
+)
 from .training import History, accuracy, default_device, fit, seed_everything
 
 __version__ = "0.3.0"
@@ -100,11 +115,12 @@ __all__ = [
     "exp_step", "rotation_step", "require_method", "low_rank_cayley_step", "low_rank_exp_step",
     # fields and layers
     "MLPField", "GradientField", "SpherePreservingField", "LowRankSpherePreservingField", "MassPreservingField",
-    "FlowLayer", "FlowNetwork", "resnet", "mlp",
+    "FlowLayer", "FlowNetwork", "resnet", "mlp", "xavier_init_",
     # gradient and sphere-preserving flows (the Presnov decomposition)
     "GradientLayer", "SpherePreservingLayer", "gradient_sphere_network", "presnov",
     # networks with prescribed properties
-    "SymplecticLayer", "VolumePreservingLayer", "MassPreservingLayer", "PositiveMassPreservingLayer",
+    "SymplecticLayer", "symplectic_network", "VolumePreservingLayer", "MassPreservingLayer",
+    "PositiveMassPreservingLayer",
     # Lipschitz networks and robustness
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",

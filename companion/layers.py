@@ -42,6 +42,7 @@ __all__ = [
     "FlowNetwork",
     "resnet",
     "mlp",
+    "xavier_init_",
     "GradientLayer",
     "SpherePreservingLayer",
     "gradient_sphere_network",
@@ -334,6 +335,32 @@ def mlp(in_dim: int, out_dim: int, *, width: int, depth: int, activation: str = 
         size = width
     modules.append(nn.Linear(size, out_dim))
     return nn.Sequential(*modules)
+
+
+def xavier_init_(model: nn.Module, *, activation: str = "tanh") -> nn.Module:
+    r"""Xavier (Glorot) initialisation, in place, of every ``nn.Linear`` in ``model``; returns ``model``.
+
+    Each weight is drawn from :math:`U(-a, a)`, :math:`a = g\sqrt{6/(n_\text{in} + n_\text{out})}` for a layer
+    with :math:`n_\text{in}` inputs and :math:`n_\text{out}` outputs and :math:`g` the gain of ``activation``
+    (``torch.nn.init.calculate_gain``: 5/3 for tanh), and each bias is set to zero (X. Glorot, Y. Bengio,
+    AISTATS 2010). Other parameters (e.g. the weights :math:`\alpha` of a
+    :class:`~companion.fields.GradientField`) keep their values. It draws from PyTorch's global generator.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``model`` is not an ``nn.Module`` or the activation is unknown.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
+    check_choice(activation, "activation", ACTIVATIONS)
+    gain = nn.init.calculate_gain(activation)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight, gain=gain)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
 
 
 class _Activation(nn.Module):

@@ -32,7 +32,7 @@ from .positive import (
     exponential_exit_step,
     positive_mass_network,
 )
-from .symplectic import SymplecticLayer
+from .symplectic import SymplecticLayer, symplectic_network
 from .volume import VolumePreservingLayer, enclosed_volume, sphere_mesh
 
 #: Every public name of the subpackage's modules (each module's own ``__all__``), and the modules.

@@ -15,13 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._checks import check_even, check_positive_int, check_tensor
+from .._checks import check_even, check_positive, check_positive_int, check_tensor
 from ..fields import GradientField
 from ..geometric import _stormer_verlet_step_unchecked, _symplectic_euler_step_unchecked
 from ..integrators import SYMPLECTIC_EULER, GeometricMethod, require_method
-from ..layers import StepSize
+from ..layers import FlowNetwork, StepSize
 
-__all__ = ["SymplecticLayer"]
+__all__ = ["SymplecticLayer", "symplectic_network"]
 
 
 class SymplecticLayer(StepSize, nn.Module):
@@ -98,3 +98,48 @@ class SymplecticLayer(StepSize, nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(filter(None, [f"dim={self.dim}, hidden={self.hidden}", super().extra_repr()]))
+
+
+def symplectic_network(
+    in_dim: int,
+    out_dim: int,
+    *,
+    width: int,
+    depth: int,
+    hidden: int | None = None,
+    T: float = 1.0,
+    activation: str = "tanh",
+    method: GeometricMethod | str = "symplectic_euler",
+) -> FlowNetwork:
+    r"""``depth`` :class:`SymplecticLayer` steps of size :math:`h = T/\text{depth}`: a symplectic network.
+
+    Built as :func:`~companion.layers.resnet` builds a ResNet. The states have the even dimension ``width``
+    (:math:`q` its first half, :math:`p` its second); a linear lift from ``in_dim`` and a linear projection to
+    ``out_dim`` are added where the sizes differ (:class:`~companion.layers.FlowNetwork`).
+
+    Parameters
+    ----------
+    in_dim, out_dim : int
+        Input and output sizes.
+    width : int
+        Even state dimension of the layers.
+    depth : int
+        Number of layers (time steps).
+    hidden : int, optional
+        Ridge functions in each part of every layer's Hamiltonian (default ``width``).
+    T : float
+        Final time; the step is ``T / depth``.
+    activation : str
+        The Hamiltonians' activation :math:`\sigma = \gamma'`.
+    method : SYMPLECTIC_EULER, STORMER_VERLET or their names
+        The symplectic integrator of every layer.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad sizes, an odd ``width``, a non-positive ``T`` or a method that does not keep symplecticity.
+    """
+    check_positive_int(depth, "depth")
+    h = check_positive(T, "T") / depth
+    layers = [SymplecticLayer(width, hidden=hidden, h=h, activation=activation, method=method) for _ in range(depth)]
+    return FlowNetwork(layers, in_dim=in_dim, width=width, out_dim=out_dim)
