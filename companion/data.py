@@ -542,11 +542,17 @@ def stored_results(name: str) -> dict:
 
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     ValueError
         If no table of that name is shipped (the message lists those that are).
     """
     folder = resources.files("companion") / "results"
     available = sorted(p.name[: -len(".json")] for p in folder.iterdir() if p.name.endswith(".json"))
-    if not isinstance(name, str) or name not in available:
+    if not isinstance(name, str):
+        raise TypeError(
+            f"name must be a string naming a table, got {type(name).__name__}; the package ships {available}"
+        )
+    if name not in available:
         raise ValueError(f"no stored results named {name!r}; the package ships {available}")
     return json.loads((folder / f"{name}.json").read_text())

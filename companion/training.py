@@ -156,7 +156,9 @@ def _evaluate(
         batches = _loader_batches(data, device)
     else:
         batches = _tensor_batches(group.shard_data(data), batch_size, None)
-    with _mode(model, False), torch.no_grad():
+    # a loss that draws random numbers (an attack's random starts) must not change the training's draws
+    devices = [device] if device.type == "cuda" else []
+    with _mode(model, False), torch.no_grad(), torch.random.fork_rng(devices=devices):
         for batch in batches:
             total += float(_batch_loss(model, batch, loss)) * len(batch[0])
             count += len(batch[0])

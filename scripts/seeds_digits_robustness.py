@@ -11,7 +11,7 @@ clean, APGD-attacked and (for the 1-Lipschitz networks) certified accuracy at ea
     .venv/bin/python scripts/seeds_digits_robustness.py            # writes companion/results/06_digits_baselines.json
     .venv/bin/python scripts/seeds_digits_robustness.py --quick --output /tmp/quick.json   # seconds, for the tests
 
-One torch thread; about 5 minutes on one core of a 2-core machine.
+One torch thread; about 12 minutes on one core of a 2-core machine.
 """
 
 from __future__ import annotations
@@ -74,15 +74,13 @@ def build(kind: str, settings: dict) -> torch.nn.Module:
     return companion.lipschitz_classifier(64, 10, width=width, depth=depth, kind=kind)
 
 
-def training_loss(name: str, settings: dict, seed: int):
+def training_loss(name: str, settings: dict):
     if name == "cross_entropy":
         return "cross_entropy"
     if name == "hinge":
         return companion.hinge_loss(settings["margin"])
     bounds = tuple(settings["attack"]["bounds"])
-    return lipschitz.adversarial_loss(
-        settings["training_epsilon"], steps=settings["training_steps"], bounds=bounds, seed=seed
-    )
+    return lipschitz.adversarial_loss(settings["training_epsilon"], steps=settings["training_steps"], bounds=bounds)
 
 
 def train(name: str, data, settings: dict, *, lr: float, seed: int) -> tuple[torch.nn.Module, float]:
@@ -96,7 +94,7 @@ def train(name: str, data, settings: dict, *, lr: float, seed: int) -> tuple[tor
         epochs=settings["epochs"],
         lr=lr,
         batch_size=settings["batch_size"],
-        loss=training_loss(loss, settings, seed),
+        loss=training_loss(loss, settings),
         schedule="onecycle",
         seed=seed,
         progress=False,

@@ -54,6 +54,6 @@ def test_the_script_runs_quickly_and_writes_the_same_shape(tmp_path: Path) -> No
 def test_stored_results_refuses_an_unknown_name() -> None:
     with pytest.raises(ValueError, match="06_digits_baselines"):
         stored_results("06_no_such_table")
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         stored_results(None)  # type: ignore[arg-type]
     assert companion.data.stored_results is stored_results

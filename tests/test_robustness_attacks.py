@@ -161,8 +161,8 @@ def test_validation_errors():
 
 def test_adversarial_loss_is_the_cross_entropy_at_a_pgd_point_inside_the_ball():
     """The loss equals the cross-entropy at its own PGD iterate: that point lies in the ball and the box, and its
-    loss is at least the clean loss for a model that the attack can push (a linear one); the parameters get the
-    gradient of that loss, the inputs none."""
+    loss is above the clean loss for a model that the attack can push (a linear one); the parameters get the
+    gradient of that loss and no gradient from the attack; the global seed fixes the random starts."""
     from torch.nn import functional as F
 
     from companion.lipschitz.attacks import adversarial_loss
@@ -174,17 +174,67 @@ def test_adversarial_loss_is_the_cross_entropy_at_a_pgd_point_inside_the_ball():
     points = []
     original = model.forward
     model.forward = lambda z: (points.append(z.detach()), original(z))[1]
-    value = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0), seed=3)(model, x, y)
+    torch.manual_seed(3)
+    value = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0))(model, x, y)
     model.forward = original
     final = points[-1]
     assert float((final - x).norm(dim=1).max()) <= 0.2 + 1e-12
     assert float(final.min()) >= 0.0 and float(final.max()) <= 1.0
     assert torch.allclose(value, F.cross_entropy(model(final), y))
     assert float(value.detach()) > float(F.cross_entropy(model(x), y).detach())
+    assert model.weight.grad is None  # the attack leaves no parameter gradient behind
     value.backward()
-    assert model.weight.grad is not None and float(model.weight.grad.abs().sum()) > 0
-    again = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0), seed=3)(model, x, y)
-    assert torch.equal(again.detach(), value.detach())  # the seed fixes the random starts
+    assert float(model.weight.grad.abs().sum()) > 0
+    torch.manual_seed(3)
+    again = adversarial_loss(0.2, steps=5, bounds=(0.0, 1.0))(model, x, y)
+    assert torch.equal(again.detach(), value.detach())
+
+
+def test_adversarial_loss_attacks_in_eval_mode_and_copies_like_a_value():
+    """No batch statistics are updated by the attack (only by the returned loss's forward pass, in the model's own
+    mode); copies and pickles compute the same loss."""
+    import copy
+    import pickle
+
+    from companion.lipschitz.attacks import adversarial_loss
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(D)
+    x, y = torch.rand(16, 4, dtype=D), torch.randint(0, 3, (16,))
+    loss = adversarial_loss(0.3, steps=5)
+    model.train()
+    loss(model, x, y)
+    assert int(model[1].num_batches_tracked) == 1 and model.training
+    for twin in (copy.deepcopy(loss), pickle.loads(pickle.dumps(loss))):
+        assert repr(twin) == repr(loss)
+        torch.manual_seed(5)
+        first = loss(model.eval(), x, y)
+        torch.manual_seed(5)
+        assert torch.equal(twin(model, x, y), first)
+
+
+def test_validation_with_a_random_loss_does_not_change_the_training():
+    """fit evaluates the validation loss without consuming the training's random numbers."""
+    import companion
+    from companion.lipschitz.attacks import adversarial_loss
+
+    x, y = torch.rand(64, 4, dtype=D), torch.randint(0, 3, (64,))
+    weights = []
+    for validation in (None, (x[:16], y[:16])):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3).to(D)
+        companion.fit(
+            model,
+            (x, y),
+            epochs=2,
+            batch_size=16,
+            loss=adversarial_loss(0.2, steps=2),
+            validation=validation,
+            seed=0,
+            progress=False,
+        )
+        weights.append(model.weight.detach().clone())
+    assert torch.equal(*weights)
 
 
 def test_adversarial_loss_refuses_bad_settings_and_data():
@@ -195,9 +245,22 @@ def test_adversarial_loss_refuses_bad_settings_and_data():
             adversarial_loss(bad)
     with pytest.raises((TypeError, ValueError)):
         adversarial_loss(0.5, steps=0)
+    for bounds in ((1.0, 0.0), (0.0, float("nan")), (0.0,), 5):
+        with pytest.raises((TypeError, ValueError)):
+            adversarial_loss(0.5, bounds=bounds)
     loss = adversarial_loss(0.5, bounds=(0.0, 1.0))
     model = nn.Linear(4, 3).to(D)
     with pytest.raises(ValueError, match="outside bounds"):
         loss(model, torch.full((2, 4), 2.0, dtype=D), torch.tensor([0, 1]))
     with pytest.raises(TypeError, match="integer"):
         loss(model, torch.rand(2, 4, dtype=D), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="class indices"):
+        loss(model, torch.rand(2, 4, dtype=D), torch.tensor([0, 5]))
+    with pytest.raises(ValueError, match="finite"):
+        adversarial_loss(0.5)(model, torch.full((2, 4), float("nan"), dtype=D), torch.tensor([0, 1]))
+    with pytest.raises(ValueError):
+        loss(model, torch.rand(0, 4, dtype=D), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(TypeError, match="dtype"):
+        loss(model, torch.rand(2, 4), torch.tensor([0, 1]))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        loss(model, torch.rand(2, 4, dtype=D), torch.tensor([0, 1]))

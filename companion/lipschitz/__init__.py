@@ -10,7 +10,7 @@ r"""Lipschitz-constrained networks and adversarial robustness (chapter 6).
   Lipschitz bound;
 - :mod:`companion.lipschitz.attacks`: L2 attacks (PGD, APGD);
 - :mod:`companion.lipschitz.robustness`: certified radii from the margin and the Lipschitz bound, certified and
-  robust accuracy, the hinge loss, robustness curves and reports;
+  robust accuracy, the hinge and offset cross-entropy losses, robustness curves and reports;
 - :mod:`companion.lipschitz.rounding`: the bound on a forward pass's floating-point rounding, from the values each
   stage computes, that keeps certified radii sound for every parameter value.
 - :mod:`companion.lipschitz.inference`: the weight-derived quantities (norms, orthogonal factors) computed once in
@@ -27,7 +27,7 @@ using convex analysis and ODEs*, Physica D 463 (2024).
 """
 
 from . import attacks, cifar, inference, layers, operator_norms, robustness, rounding, switching
-from .attacks import ATTACK_LOSSES, adversarial_loss, apgd_checkpoints, apgd_l2, pgd_l2
+from .attacks import ATTACK_LOSSES, AdversarialLoss, adversarial_loss, apgd_checkpoints, apgd_l2, pgd_l2
 from .cifar import (
     CIFAR10_FOLDER,
     CIFAR10_MEAN,
@@ -74,6 +74,7 @@ from .robustness import (
     certified_radius,
     hinge_loss,
     network_certified_radius,
+    offset_cross_entropy,
     robust_accuracy,
     robustness_curve,
     robustness_report,

@@ -17,17 +17,26 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import check_choice, check_positive, check_positive_int, check_tensor
+from .._checks import (
+    check_choice,
+    check_labels,
+    check_not_empty,
+    check_positive,
+    check_positive_int,
+    check_scalar,
+    check_tensor,
+    dtype_mismatch,
+)
 from .inference import inputs_only
 
-__all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "adversarial_loss", "ATTACK_LOSSES"]
+__all__ = ["pgd_l2", "apgd_l2", "apgd_checkpoints", "adversarial_loss", "AdversarialLoss", "ATTACK_LOSSES"]
 
 #: The objectives of :func:`pgd_l2`.
 ATTACK_LOSSES = ("margin", "cross_entropy")
@@ -457,22 +466,18 @@ def apgd_l2(
     return best, fooled
 
 
-def adversarial_loss(
-    epsilon: float,
-    *,
-    steps: int = 10,
-    relative_step: float | None = None,
-    bounds: tuple[float, float] | None = None,
-    seed: int = 0,
-) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+class AdversarialLoss:
     r"""The PGD adversarial-training loss of Madry et al. (2018), for :func:`companion.training.fit`.
 
-    For each batch it runs PGD on the cross-entropy, from a uniform random point of the ball
-    :math:`\{\lVert\delta\rVert_2\le\varepsilon\}`, ``steps`` projected steps of ``relative_step * epsilon``
-    along the normalised gradient (and onto the box ``bounds`` when given), and returns the cross-entropy at
-    the last iterate, :math:`\frac1B\sum_i \ell(\mathcal N(x_i+\delta_i), y_i)`; the inner maximisation
-    differentiates with respect to the inputs only, and the returned loss with respect to the parameters.
-    It is the baseline that robustness papers train an unconstrained network with; it gives no certificate.
+    For each batch it runs PGD on the cross-entropy with the model in eval mode (no batch statistics are updated
+    and no dropout masks drawn by the attack; the model's modes are restored): from a uniform random point of the
+    ball :math:`\{\lVert\delta\rVert_2\le\varepsilon\}`, ``steps`` projected steps of ``relative_step * epsilon``
+    along the normalised gradient (and onto the box ``bounds`` when given). It returns the cross-entropy at the last
+    iterate, :math:`\frac1B\sum_i \ell(\mathcal N(x_i+\delta_i), y_i)`, in the model's own mode; the attack
+    differentiates with respect to the inputs only, the returned loss with respect to the parameters. The random
+    starts are drawn from PyTorch's global generator, which :func:`companion.seed_everything` seeds and a
+    :func:`~companion.training.fit` checkpoint saves, so a resumed run repeats an uninterrupted one. It is the
+    baseline that robustness papers train an unconstrained network with; it gives no certificate.
 
     Parameters
     ----------
@@ -484,38 +489,81 @@ def adversarial_loss(
         Step size over epsilon (default ``2.5 / steps``).
     bounds : tuple of float or None
         Valid input range, e.g. ``(0.0, 1.0)`` for pixels; ``None`` never clips.
-    seed : int
-        Seed of the random starts (a generator owned by the returned loss: the same sequence of batches gives
-        the same training).
-
-    Returns
-    -------
-    callable
-        ``loss(model, inputs, labels)``, a scalar.
 
     Raises
     ------
     TypeError, ValueError
-        If ``epsilon`` is not a number > 0 or ``steps`` not an int >= 1; when called, on malformed data or inputs
-        outside ``bounds``.
+        If ``epsilon`` is not a number > 0, ``steps`` not an int >= 1 or ``bounds`` not a pair ``low < high`` of
+        finite numbers; when called, on malformed, empty or non-finite data, labels outside the model's classes,
+        inputs outside ``bounds`` or of another dtype than the model's, or under ``torch.inference_mode``.
     """
-    check_positive(epsilon, "epsilon")
-    check_positive_int(steps, "steps")
-    relative_step = 2.5 / steps if relative_step is None else check_positive(relative_step, "relative_step")
-    generator = torch.Generator().manual_seed(seed)
 
-    def loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def __init__(
+        self,
+        epsilon: float,
+        *,
+        steps: int = 10,
+        relative_step: float | None = None,
+        bounds: tuple[float, float] | None = None,
+    ) -> None:
+        self.epsilon = float(check_positive(epsilon, "epsilon"))
+        self.steps = check_positive_int(steps, "steps")
+        self.relative_step = 2.5 / steps if relative_step is None else check_positive(relative_step, "relative_step")
+        if bounds is not None:
+            if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2):
+                raise TypeError(f"bounds must be None or a pair (low, high), got {bounds!r}.")
+            low, high = (check_scalar(value, "bounds", sign="finite", what="bound") for value in bounds)
+            if not float(low) < float(high):
+                raise ValueError(f"bounds must satisfy low < high, got {bounds!r}.")
+            bounds = (float(low), float(high))
+        self.bounds = bounds
+
+    def __repr__(self) -> str:
+        return (
+            f"AdversarialLoss(epsilon={self.epsilon}, steps={self.steps}, relative_step={self.relative_step}, "
+            f"bounds={self.bounds})"
+        )
+
+    def _check(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
         _check_data(model, inputs, labels)
-        box = _check_bounds(bounds, inputs)
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "adversarial_loss needs autograd for its attack; call it outside torch.inference_mode()."
+            )
+        check_not_empty(inputs, "inputs")
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("inputs must be finite; got NaN or infinite entries.")
+        mismatch = dtype_mismatch(model, inputs)
+        if mismatch is not None:
+            raise mismatch
+
+    def __call__(self, model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        self._check(model, inputs, labels)
+        box = _check_bounds(self.bounds, inputs)
         x, y = inputs.detach(), labels.long()
-        eps = torch.full((len(x),), float(epsilon), dtype=x.dtype, device=x.device)
-        candidate = _feasible(_random_start(x, eps, generator), x, eps, box)
-        with inputs_only():
-            for _ in range(steps):
-                _, grad = _objective_gradient(model, candidate, y, "cross_entropy")
-                with torch.no_grad():
-                    step = _per_row(relative_step * eps, x) * _normalized(grad)
-                    candidate = _feasible(candidate + step, x, eps, box)
+        eps = torch.full((len(x),), self.epsilon, dtype=x.dtype, device=x.device)
+        candidate = _feasible(_random_start(x, eps, None), x, eps, box)
+        modes = [(module, module.training) for module in model.modules()]
+        try:
+            model.eval()
+            with torch.no_grad():
+                check_labels(labels, model(x[:1]).shape[-1])
+            with inputs_only():
+                for _ in range(self.steps):
+                    _, grad = _objective_gradient(model, candidate, y, "cross_entropy")
+                    with torch.no_grad():
+                        candidate = _feasible(
+                            candidate + _per_row(self.relative_step * eps, x) * _normalized(grad), x, eps, box
+                        )
+        finally:
+            for module, mode in modes:
+                module.training = mode
         return F.cross_entropy(model(candidate.detach()), y)
 
-    return loss
+
+def adversarial_loss(
+    epsilon: float, *, steps: int = 10, relative_step: float | None = None, bounds: tuple[float, float] | None = None
+) -> AdversarialLoss:
+    """The PGD adversarial-training loss :class:`AdversarialLoss` (Madry et al. 2018), for
+    :func:`companion.training.fit`: ``loss(model, inputs, labels)``, a scalar. See :class:`AdversarialLoss`."""
+    return AdversarialLoss(epsilon, steps=steps, relative_step=relative_step, bounds=bounds)

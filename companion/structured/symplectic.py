@@ -139,6 +139,7 @@ def symplectic_network(
     TypeError, ValueError
         On bad sizes, an odd ``width``, a non-positive ``T`` or a method that does not keep symplecticity.
     """
+    check_even(width, "width")
     check_positive_int(depth, "depth")
     h = check_positive(T, "T") / depth
     layers = [SymplecticLayer(width, hidden=hidden, h=h, activation=activation, method=method) for _ in range(depth)]
