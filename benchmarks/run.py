@@ -1,6 +1,6 @@
 """Benchmarks of companion: integrators against a hand-written step and torchdiffeq, property layers against a
-ResNet layer, the convolution norm bound against power iteration, torch.compile against eager, and the
-book's chapters.
+ResNet layer, the convolution norm bound against power iteration, torch.compile against eager, chapter 6's
+certified classifier against deel-torchlip's (``benchmarks/peers_lipschitz.py``), and the book's chapters.
 
     python benchmarks/run.py [--quick] [--output book/benchmarks_results.md] [--only overhead ...]
 
@@ -26,6 +26,7 @@ from torch import nn
 import companion as C
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks.peers_lipschitz
 sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the machine description
 from booktools import machine as cpu_description  # noqa: E402
 
@@ -387,12 +388,28 @@ def bench_conv_norm(device: torch.device, repeats: int, quick: bool) -> str:
     return table(header, rows)
 
 
+def bench_peers(device: torch.device, repeats: int, quick: bool) -> str:
+    """Chapter 6's certified classifier against deel-torchlip's at equal parameters (``benchmarks/peers_lipschitz.py``,
+    which tunes and trains both, 3 seeds: about 20 minutes on one core). The full run also rewrites the table the
+    package ships, ``companion/results/06_lipschitz_peers.json``, when deel-torchlip is installed; without it (a
+    benchmark-only dependency, the bench extra) only our rows are computed and the table says so."""
+    from benchmarks import peers_lipschitz as peers
+
+    start = time.time()
+    table = peers.run(peers.QUICK if quick else peers.SETTINGS, device=device, log=lambda line: print(line, flush=True))
+    table["wall_seconds"] = round(time.time() - start, 1)
+    if not quick and table["deel_torchlip"] is not None:
+        peers.write(table, peers.OUTPUT)
+    return peers.markdown(table)
+
+
 #: The tables by the name ``--only`` takes, in the order of the page.
 SECTIONS: dict[str, tuple[str, Callable[[torch.device, int, bool], str]]] = {
     "overhead": ("Integrator overhead: 200 RK4 steps of a small MLP field against a hand-written step", bench_overhead),
     "layers": ("Property layers against a ResNet layer", bench_layers),
     "conv-norm": ("Convolution operator norm: certified bound against power iteration", bench_conv_norm),
     "compile": ("torch.compile (inductor) against eager", bench_compile),
+    "peers": ("Certified classifiers at equal parameters: companion against deel-torchlip (chapter 6)", bench_peers),
 }
 
 

@@ -89,6 +89,7 @@ from .lipschitz import (
     lipschitz_classifier,
     network_certified_radius,
     network_lipschitz_bound,
+    offset_cross_entropy,
     pgd_l2,
     power_iteration,
     robustness_curve,
@@ -125,7 +126,7 @@ __all__ = [
     "NonExpansiveLayer", "NonExpansiveConvLayer", "SwitchingLayer", "NormalizedLinear", "Standardize",
     "dense_operator_norm", "conv_operator_norm", "power_iteration", "network_lipschitz_bound", "lipschitz_classifier",
     "certified_radius", "network_certified_radius", "certificate_check", "hinge_loss", "pgd_l2", "apgd_l2",
-    "robustness_curve", "robustness_report", "digits",
+    "robustness_curve", "robustness_report", "digits", "offset_cross_entropy",
     # diagnostics
     "empirical_order", "global_errors", "jacobians", "jacobian_determinant_error", "symplecticity_error",
     "symmetry_error", "linear_invariant_drift", "norm_drift", "lipschitz_lower_bound", "jacobian_spectral_norm",

@@ -40,6 +40,7 @@ __all__ = [
     "certified_accuracy",
     "rounding_allowance",
     "hinge_loss",
+    "offset_cross_entropy",
     "ATTACKS",
     "robust_accuracy",
     "robustness_curve",
@@ -260,6 +261,60 @@ def hinge_loss(margin: float) -> Callable[[nn.Module, torch.Tensor, torch.Tensor
     """
     check_positive(margin, "margin")
     return lambda model, inputs, labels: F.multi_margin_loss(model(inputs), labels, margin=margin)
+
+
+def offset_cross_entropy(
+    offset: float, *, temperature: float = 0.25
+) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    r"""The offset cross-entropy of Prach et al. (2024), for :func:`companion.training.fit`.
+
+    The cross-entropy of the logits with the true one lowered by the offset :math:`\mu`, at temperature :math:`t`,
+    scaled back by :math:`t`; for logits :math:`f\in\mathbb R^C` and label :math:`y`,
+
+    .. math:: \ell(f, y) = t\,\mathrm{CE}\Big(\frac{f-\mu e_y}{t},\, y\Big)
+              = t\log\Big(1+\sum_{k\ne y}\exp\frac{f_k-f_y+\mu}{t}\Big),
+
+    averaged over the batch. With :math:`h = \max\big(0, \max_{k\ne y}(f_k-f_y+\mu)\big)`, the hinge on the
+    largest rival logit, :math:`h\le\ell\le h+t\log C`: as :math:`t\to0` the loss is that hinge with margin
+    :math:`\mu` (a margin above :math:`\sqrt2\,\varepsilon L` certifies radius :math:`\varepsilon`, so
+    :math:`\mu=\sqrt2\,\varepsilon L` aims at :math:`\varepsilon`); a larger :math:`t` spreads the gradient over
+    every rival and keeps widening margins beyond :math:`\mu`, where the hinge stops. :math:`\mu=0`,
+    :math:`t=1` is the plain cross-entropy.
+
+    Parameters
+    ----------
+    offset : float
+        :math:`\mu\ge0`, in units of the logits.
+    temperature : float
+        :math:`t>0` (0.25 in Prach et al.).
+
+    Returns
+    -------
+    callable
+        ``loss(model, inputs, labels)``, a scalar tensor, as :func:`~companion.training.fit` calls it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``offset`` is not a finite number >= 0 or ``temperature`` not a finite number > 0.
+
+    References
+    ----------
+    B. Prach, F. Brau, G. Buttazzo, C. H. Lampert, *1-Lipschitz layers compared: memory, speed, and certifiable
+    robustness*, CVPR 2024.
+    """
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)):
+        raise TypeError(f"offset must be a number >= 0, got {type(offset).__name__} {offset!r}.")
+    if not (math.isfinite(offset) and offset >= 0):
+        raise ValueError(f"offset must be a finite number >= 0 (in units of the logits), got {offset!r}.")
+    offset, temperature = float(offset), check_positive(temperature, "temperature")
+
+    def loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = model(inputs)
+        shifted = logits - offset * F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+        return temperature * F.cross_entropy(shifted / temperature, labels)
+
+    return loss
 
 
 def _attack(name: str):
