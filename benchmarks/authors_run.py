@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))  # a script beside a script: share the
 from booktools import machine as cpu_description  # noqa: E402
 
 from benchmarks.authors import EXPERIMENTS, NOTES  # noqa: E402
-from benchmarks.authors.common import format_details, format_rows  # noqa: E402
-from benchmarks.authors.time_to_accuracy import format_measured, format_time_to_accuracy  # noqa: E402
+from benchmarks.authors.common import RATIO_NOTE, format_details, format_rows  # noqa: E402
+from benchmarks.authors.time_to_accuracy import TARGET_NOTE, format_measured, format_time_to_accuracy  # noqa: E402
 
 
 def machine(device: torch.device) -> str:
@@ -71,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         [
             format_rows(rows),
             format_details(rows),
+            RATIO_NOTE,
             "### Time to accuracy on one network",
             format_time_to_accuracy([target for row in rows for target in row.time_to_accuracy]),
+            TARGET_NOTE,
             "### What was measured, row by row",
             format_measured(rows),
         ]

@@ -24,6 +24,7 @@ from benchmarks.authors.time_to_accuracy import (  # noqa: E402
     Checkpoints,
     Clock,
     TargetRow,
+    describe,
     format_time_to_accuracy,
     time_to_target,
 )
@@ -215,8 +216,18 @@ def test_time_to_target_and_its_table() -> None:
     assert row.median_time(AUTHORS) == 3.0 and row.median_time(COMPANION) == 0.5
     assert row.ratio() == pytest.approx(6.0)
     table = format_time_to_accuracy([row])
-    assert "| authors' recipe | 97.0 (80.0, 99.0) | 3.0 (2.0, >3.0) |" in table
+    # a run that ends short of the target is listed apart, never as the upper end of a bracket
+    assert "| authors' recipe | 97.0 (80.0, 99.0) | 2 of 3 reach it: 2.0, 3.0; 1 ends short at 3.0 |" in table
+    assert "| companion's recipe | 97.0 (96.0, 97.0) | 0.5 (0.2, 1.0) |" in table
     assert "| 6.0x (6.0x) |" in table and "test accuracy ≥ 96.0" in table
+    sentence = describe(row)
+    assert (
+        "6.0x less CPU time (ratio of the medians over seeds); 2 of 3 runs of the authors' recipe reach it" in sentence
+    )
+    assert "timing noise" not in sentence  # 2.0-3.0 s against 0.2-1.0 s
+    row.hits[COMPANION][1] = Checkpoint(2, 2.5, 2.5, {"test accuracy": 0.97})
+    assert "(authors' recipe 2.0 to 3.0 s, companion's recipe 0.2 to 2.5 s)" in describe(row)
+    assert "within the timing noise" in describe(row)
 
 
 # --- the shipped page and its generated tables ---------------------------------------------------------------------

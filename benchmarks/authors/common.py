@@ -193,7 +193,8 @@ def _verdict(row: Comparison) -> tuple[str, str]:
 
 def format_rows(rows: Sequence[Comparison]) -> str:
     """The Markdown results table: one line per row and metric, medians with (min, max) over seeds; training in
-    CPU seconds (one torch thread: the wall-clock time of a quiet machine), the time ratio authors' / companion's."""
+    CPU seconds (one torch thread: the wall-clock time of a quiet machine); the time ratio is the median over seeds
+    of the per-seed ratio authors' / companion's (:func:`speedup`), not the ratio of the two median times."""
     header = [
         "experiment: what is compared",
         "metric",
@@ -201,7 +202,7 @@ def format_rows(rows: Sequence[Comparison]) -> str:
         "companion",
         "authors' CPU time (s)",
         "companion CPU time (s)",
-        "time ratio",
+        "time ratio (median of per-seed ratios)",
         "companion as accurate",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -223,9 +224,23 @@ def format_rows(rows: Sequence[Comparison]) -> str:
     return "\n".join(lines)
 
 
+#: How the first two tables take their time ratios, printed under them.
+RATIO_NOTE = (
+    "Time ratios of these two tables: for each seed, the authors' training time over companion's (the two runs of "
+    "a seed share the machine's state); the tables give the median of these per-seed ratios, which need not equal "
+    "the ratio of the two median times printed beside them. The time-to-accuracy table below takes the ratio of the "
+    "two median times to target instead, because a run that does not reach the target has no per-seed ratio."
+)
+
+
 def format_details(rows: Sequence[Comparison]) -> str:
     """Parameter counts, the time ratio in wall-clock time and the accuracy criterion of each row."""
-    header = ["experiment", "parameters (authors / companion)", "time ratio in wall-clock time", "as accurate means"]
+    header = [
+        "experiment",
+        "parameters (authors / companion)",
+        "time ratio in wall-clock time (median of per-seed ratios)",
+        "as accurate means",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         params = f"{row.authors[0].parameters:,} / {row.companion[0].parameters:,}"
@@ -242,6 +257,7 @@ def describe_row(row: Comparison) -> str:
     accurate = "as accurate or more" if row.equal_or_better(row) else "less accurate"
     return (
         f"{row.experiment}: {row.what()}: companion's set-up trained in {speedup(row, cpu=True):.1f}x less CPU time "
-        f"({speedup(row):.1f}x less wall-clock time) and ended {accurate} ({row.tolerance}); this compares "
+        f"({speedup(row):.1f}x less wall-clock time; medians of the per-seed ratios) and ended {accurate} "
+        f"({row.tolerance}); this compares "
         "recipes and networks together, not implementations."
     )

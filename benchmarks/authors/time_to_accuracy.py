@@ -10,8 +10,10 @@ the clock paused (:class:`Clock`), so every time is training time only, wall clo
 For one network the *target* is the worse of the two recipes' final median metrics: the recipe that ends better
 is timed to the other recipe's final median, and the other one to its own, so that both reach the target in their
 median run. A run's time to target is its training time at the first checkpoint whose metric reaches the target;
-a run that does not reach it by the end of its recipe is not reached (shown as ``>`` its full training time, the
-cap). The time ratio is the authors' recipe's median time to target over companion's recipe's.
+a run that does not reach it by the end of its recipe ends short of it: the table lists it apart, with its full
+training time, and the median counts it as never reaching the target. The time ratio is the authors' recipe's
+median time to target over companion's recipe's (the ratio of the medians: a run that ends short has no per-seed
+ratio).
 """
 
 from __future__ import annotations
@@ -238,17 +240,18 @@ def grid_comparison(
 
 
 def _time_cell(row: TargetRow, recipe: str, *, cpu: bool) -> str:
-    """Median seconds to target (smallest, largest); a run that does not reach it shows ``>`` its full time."""
-    shown = []
-    for hit, run in zip(row.hits[recipe], row.runs[recipe]):
-        full = run.train_cpu_seconds if cpu else run.train_seconds
-        shown.append((_seconds(hit, cpu), f"{_seconds(hit, cpu):.1f}" if hit else f">{full:.1f}"))
-    shown.sort(key=lambda item: item[0])
-    middle = median([value for value, _ in shown])
-    head = "not reached" if middle == float("inf") else f"{middle:.1f}"
-    if len(shown) == 1:
-        return head
-    return f"{head} ({shown[0][1]}, {shown[-1][1]})"
+    """Median seconds to target (smallest, largest) where every run reaches the target; otherwise the times of the
+    runs that reach it, one by one, and the full training times of those that end short of it."""
+    pairs = list(zip(row.hits[recipe], row.runs[recipe]))
+    reached = sorted(_seconds(hit, cpu) for hit, _ in pairs if hit is not None)
+    short = sorted(run.train_cpu_seconds if cpu else run.train_seconds for hit, run in pairs if hit is None)
+    if not short:
+        if len(reached) == 1:
+            return f"{reached[0]:.1f}"
+        return f"{median(reached):.1f} ({reached[0]:.1f}, {reached[-1]:.1f})"
+    times = ", ".join(f"{value:.1f}" for value in reached)
+    ended = f"{len(short)} {'ends' if len(short) == 1 else 'end'} short at " + ", ".join(f"{v:.1f}" for v in short)
+    return f"{len(reached)} of {len(pairs)} reach it" + (f": {times}; " if reached else "; ") + ended
 
 
 def _final_cell(row: TargetRow, recipe: str) -> str:
@@ -264,6 +267,15 @@ def _ratio_cell(row: TargetRow) -> str:
     if cpu != cpu:  # nan: a median run does not reach the target
         return "no ratio"
     return f"{cpu:.1f}x ({wall:.1f}x)"
+
+
+#: How the time-to-accuracy table reads, printed under it.
+TARGET_NOTE = (
+    "Where every run of a recipe reaches the target, a time cell gives the median over seeds (smallest, largest). "
+    "Where some do not, it lists the times of the runs that reach the target and the full training times of those "
+    "that end short of it; the median time to target, from which the ratio is taken, counts a run that ends short "
+    "as never reaching the target (with one of three short, it is the slower of the two runs that reach it)."
+)
 
 
 def format_time_to_accuracy(rows: Sequence[TargetRow]) -> str:
@@ -311,9 +323,35 @@ def describe(row: TargetRow) -> str:
     if cpu != cpu:
         return f"{where}: a median run does not reach {target}; no time ratio (final medians: {finals})."
     faster, ratio = (COMPANION, cpu) if cpu >= 1 else (AUTHORS, 1 / cpu)
+    slower = AUTHORS if faster == COMPANION else COMPANION
     return (
         f"{where}, same data, both recipes: the {faster} recipe reached {target} in {ratio:.1f}x less CPU time "
-        f"(medians over seeds); final medians: {finals}."
+        f"(ratio of the medians over seeds){_short_runs(row)}; final medians: {finals}.{_overlap(row, faster, slower)}"
+    )
+
+
+def _reached_cpu(row: TargetRow, recipe: str) -> list[float]:
+    return sorted(hit.cpu for hit in row.hits[recipe] if hit is not None)
+
+
+def _short_runs(row: TargetRow) -> str:
+    """``; k of n runs of the ... recipe reach it`` for each recipe some of whose runs end short of the target."""
+    notes = [
+        f"{len(_reached_cpu(row, recipe))} of {len(row.hits[recipe])} runs of the {recipe} recipe reach it"
+        for recipe in (AUTHORS, COMPANION)
+        if None in row.hits[recipe]
+    ]
+    return "".join(f"; {note}" for note in notes)
+
+
+def _overlap(row: TargetRow, faster: str, slower: str) -> str:
+    """A sentence where the two recipes' CPU times to target overlap across seeds: the ratio is within the noise."""
+    fast, slow = _reached_cpu(row, faster), _reached_cpu(row, slower)
+    if not fast or not slow or slow[0] > fast[-1]:
+        return ""
+    return (
+        f" The CPU times to target overlap across seeds ({slower} recipe {slow[0]:.1f} to {slow[-1]:.1f} s, "
+        f"{faster} recipe {fast[0]:.1f} to {fast[-1]:.1f} s): this ratio is within the timing noise."
     )
 
 
