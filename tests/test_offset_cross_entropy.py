@@ -119,3 +119,21 @@ def test_bad_arguments_are_refused_with_clear_errors(kwargs, error, message) -> 
 def test_exported_beside_the_hinge_loss() -> None:
     assert companion.offset_cross_entropy is offset_cross_entropy
     assert "offset_cross_entropy" in companion.__all__ and "offset_cross_entropy" in companion.lipschitz.__all__
+
+
+def test_the_loss_refuses_labels_and_inputs_that_do_not_fit_the_model() -> None:
+    import pytest
+    import torch
+    from torch import nn
+
+    import companion
+
+    loss = companion.offset_cross_entropy(1.0, temperature=0.1)
+    model, x = nn.Linear(4, 3), torch.rand(5, 4)
+    for labels in (torch.tensor([0, 1, 2, 0, 3]), torch.tensor([0, 1, 2, 0, -1])):
+        with pytest.raises(ValueError, match="class indices"):
+            loss(model, x, labels)
+    with pytest.raises(TypeError, match="integer"):
+        loss(model, x, torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0]))
+    with pytest.raises(TypeError, match="dtype"):
+        loss(model, x.double(), torch.tensor([0, 1, 2, 0, 1]))

@@ -296,7 +296,8 @@ def offset_cross_entropy(
     Raises
     ------
     TypeError, ValueError
-        If ``offset`` is not a finite number >= 0 or ``temperature`` not a finite number > 0.
+        If ``offset`` is not a finite number >= 0 or ``temperature`` not a finite number > 0; when called, on
+        labels that are not integer classes of the model's outputs or inputs of another dtype than the model's.
 
     References
     ----------
@@ -310,7 +311,13 @@ def offset_cross_entropy(
     offset, temperature = float(offset), check_positive(temperature, "temperature")
 
     def loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        logits = model(inputs)
+        check_tensor(labels, "labels", ndim=1, floating=False)
+        if torch.is_floating_point(labels) or torch.is_complex(labels) or labels.dtype == torch.bool:
+            raise TypeError(
+                f"labels must be an integer tensor of classes, got dtype {labels.dtype}; use labels.long()."
+            )
+        logits = call_model(model, inputs)
+        labels = check_labels(labels.long(), logits.shape[-1])
         shifted = logits - offset * F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
         return temperature * F.cross_entropy(shifted / temperature, labels)
 
