@@ -200,10 +200,10 @@ def format_rows(rows: Sequence[Comparison]) -> str:
         "metric",
         "authors' set-up",
         "companion",
-        "authors' CPU time (s)",
-        "companion CPU time (s)",
-        "time ratio (median of per-seed ratios)",
-        "companion as accurate",
+        "authors' CPU s",
+        "companion CPU s",
+        "time ratio (median per seed)",
+        "as accurate",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
