@@ -74,7 +74,8 @@ notebooks-stress: $(STAMP)
 fresh:
 	bash scripts/fresh.sh
 
-## make bench: the benchmark tables (one thread), also written for the book's benchmarks page.
+## make bench: the benchmark tables (one thread), also written for the book's benchmarks page. The peers table
+## (deel-torchlip, 3 seeds, a tuning grid) takes about 35 minutes of it; `--only peers` runs it alone.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --output book/benchmarks_results.md
 
