@@ -475,7 +475,7 @@ class AdversarialLoss:
     along the normalised gradient (and onto the box ``bounds`` when given). It returns the cross-entropy at the last
     iterate, :math:`\frac1B\sum_i \ell(\mathcal N(x_i+\delta_i), y_i)`, in the model's own mode; the attack
     differentiates with respect to the inputs only, the returned loss with respect to the parameters. The random
-    starts are drawn from PyTorch's global generator, which :func:`companion.seed_everything` seeds and a
+    starts are drawn from PyTorch's global generator, which :func:`~companion.training.seed_everything` seeds and a
     :func:`~companion.training.fit` checkpoint saves, so a resumed run repeats an uninterrupted one. It is the
     baseline that robustness papers train an unconstrained network with; it gives no certificate.
 
