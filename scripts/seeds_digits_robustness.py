@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +26,9 @@ import torch
 
 import companion
 from companion import lipschitz
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from booktools import machine  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parents[1] / "companion" / "results" / "06_digits_baselines.json"
 COMMAND = ".venv/bin/python scripts/seeds_digits_robustness.py"
@@ -139,15 +142,6 @@ def evaluate(name: str, model, test, settings: dict) -> dict:
     return row
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return f"{cpu}, one torch thread; Python {platform.python_version()}, torch {torch.__version__}"
-
-
 def run(settings: dict) -> dict:
     torch.set_num_threads(1)
     (x_train, y_train), test = companion.digits(seed=settings["data_seed"])
@@ -167,7 +161,7 @@ def run(settings: dict) -> dict:
         print(f"{name}: lr {best['lr']:g}, clean {[round(s['clean'], 3) for s in seeds]}", flush=True)
     return {
         "command": COMMAND,
-        "machine": machine(),
+        "machine": f"{machine()}, one torch thread, torch {torch.__version__}",
         "settings": settings,
         "test_size": len(test[1]),
         "networks": networks,
