@@ -15,6 +15,8 @@ r"""Lipschitz-constrained networks and adversarial robustness (chapter 6).
   stage computes, that keeps certified radii sound for every parameter value.
 - :mod:`companion.lipschitz.inference`: the weight-derived quantities (norms, orthogonal factors) computed once in
   eval mode, so that inference and attacks cost what plain layers cost.
+- :mod:`companion.lipschitz.plain`: :func:`export`, a trained network as plain layers computing the same function,
+  whose certificate still holds.
 - :mod:`companion.lipschitz.cifar`: CIFAR-10 at the paper's scale: the dataset's files read locally, the
   unconstrained, non-expansive and switching backbones (:func:`cifar_resnet`), the augmentation, the robustness
   AUC and the published table.
@@ -26,7 +28,7 @@ networks*, SIAM J. Sci. Comput. 45(6) (2023). F. Sherry et al., *Designing stabl
 using convex analysis and ODEs*, Physica D 463 (2024).
 """
 
-from . import attacks, cifar, inference, layers, operator_norms, robustness, rounding, switching
+from . import attacks, cifar, inference, layers, operator_norms, plain, robustness, rounding, switching
 from .attacks import ATTACK_LOSSES, AdversarialLoss, adversarial_loss, apgd_checkpoints, apgd_l2, pgd_l2
 from .cifar import (
     CIFAR10_FOLDER,
@@ -66,6 +68,7 @@ from .operator_norms import (
     power_iteration,
     reshaped_kernel_norm,
 )
+from .plain import PlainGradientStep, export
 from .robustness import (
     ATTACKS,
     RobustnessReport,
@@ -97,11 +100,13 @@ __all__ = [
     *robustness.__all__,
     *cifar.__all__,
     *inference.__all__,
+    *plain.__all__,
     "attacks",
     "cifar",
     "inference",
     "layers",
     "operator_norms",
+    "plain",
     "robustness",
     "rounding",
     "switching",

@@ -346,8 +346,11 @@ def lipschitz_classifier(
     depth: int,
     kind: str = "nonexpansive",
     preprocessing: nn.Module | None = None,
+    hidden: int | None = None,
+    h: float = 1.0,
+    lift: bool = True,
 ) -> nn.Sequential:
-    r"""A classifier ``[preprocessing] -> NormalizedLinear -> depth layers -> NormalizedLinear``.
+    r"""A classifier ``[preprocessing] -> [NormalizedLinear] -> depth layers -> NormalizedLinear``.
 
     1-Lipschitz after the preprocessing, for every parameter value. Parameters are drawn from PyTorch's
     global generator (seed it, e.g. with :func:`companion.training.seed_everything`, for a reproducible model).
@@ -363,6 +366,13 @@ def lipschitz_classifier(
         The layer type.
     preprocessing : nn.Module, optional
         E.g. :class:`Standardize`; its bound enters :func:`network_lipschitz_bound`.
+    hidden : int, optional
+        Rows of each non-expansive layer's :math:`A` (default ``width``); ``kind="nonexpansive"`` only.
+    h : float
+        Initial step :math:`h_\text{raw}` of each non-expansive layer (> 0); ``kind="nonexpansive"`` only.
+    lift : bool
+        Start with a ``NormalizedLinear(in_dim, width)``; ``False`` needs ``in_dim == width`` (the layers then
+        act on the inputs themselves).
 
     Returns
     -------
@@ -372,16 +382,22 @@ def lipschitz_classifier(
     Raises
     ------
     TypeError, ValueError
-        On bad sizes or an unknown ``kind``.
+        On bad sizes or an unknown ``kind``; on ``hidden`` or ``h`` with ``kind="switching"``; on
+        ``lift=False`` with ``in_dim != width``.
     """
     for name, value in (("in_dim", in_dim), ("n_classes", n_classes), ("width", width), ("depth", depth)):
         check_positive_int(value, name)
     check_choice(kind, "kind", ("nonexpansive", "switching"))
-    layer = NonExpansiveLayer if kind == "nonexpansive" else SwitchingLayer
+    if not isinstance(lift, bool):
+        raise TypeError(f"lift must be True or False, got {lift!r}.")
+    if not lift and in_dim != width:
+        raise ValueError(f"lift=False needs in_dim == width (the layers act on the inputs), got {in_dim} and {width}.")
+    if kind == "switching" and (hidden is not None or h != 1.0):
+        raise ValueError("hidden and h set the non-expansive layers; kind='switching' has neither.")
     modules = [] if preprocessing is None else [preprocessing]
-    modules += [
-        NormalizedLinear(in_dim, width),
-        *[layer(width) for _ in range(depth)],
-        NormalizedLinear(width, n_classes),
-    ]
-    return nn.Sequential(*modules)
+    modules += [NormalizedLinear(in_dim, width)] if lift else []  # drawn first: the order of the draws is kept
+    if kind == "switching":
+        modules += [SwitchingLayer(width) for _ in range(depth)]
+    else:
+        modules += [NonExpansiveLayer(width, hidden=hidden, h=h) for _ in range(depth)]
+    return nn.Sequential(*modules, NormalizedLinear(width, n_classes))

@@ -73,6 +73,7 @@ from torch.nn import functional as F
 from .._checks import call_model
 from .layers import NonExpansiveConvLayer, NonExpansiveLayer, NormalizedLinear, Standardize, network_lipschitz_bound
 from .operator_norms import conv2d_same, conv_operator_norm
+from .plain import PlainGradientStep
 from .switching import SwitchingLayer, _orthogonal, contractive_factor
 
 __all__ = ["forward_rounding"]
@@ -173,6 +174,27 @@ def _non_expansive(stage: NonExpansiveLayer, z: torch.Tensor, out: torch.Tensor)
     ]
 
 
+def _plain_step(stage: PlainGradientStep, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
+    """An exported step: as :func:`_non_expansive` with the stored step, and the stage's own bound."""
+    weight = stage.weight.detach().to(torch.float64)
+    activated = stage.sigma(z @ stage.weight.T + stage.bias)
+    return [
+        _gradient_step(
+            z,
+            out,
+            activated,
+            abs(float(stage.step)),
+            float(torch.linalg.matrix_norm(weight, ord=2)),
+            _norm(weight),
+            _norm(stage.bias),
+            _ACTIVATION_ROUNDING[stage.activation],
+            stage.lipschitz_bound(),
+            max(weight.shape[1] + 1, weight.shape[0]),
+            "matmul",
+        )
+    ]
+
+
 def _non_expansive_conv(stage: NonExpansiveConvLayer, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
     size = tuple(z.shape[-2:])
     kernel = stage.weight.detach().to(torch.float64)
@@ -253,6 +275,7 @@ _ANALYSES = {
     NormalizedLinear.forward: _linear,
     NonExpansiveLayer.forward: _non_expansive,
     NonExpansiveConvLayer.forward: _non_expansive_conv,
+    PlainGradientStep.forward: _plain_step,
     SwitchingLayer.forward: _switching,
     Standardize.forward: _elementwise(2.0),
     nn.ReLU.forward: _elementwise(0.0),
