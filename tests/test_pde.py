@@ -107,7 +107,9 @@ def test_projected_euler_keeps_norm_float32():
     size = 32
     U0 = initial_conditions(8, size=size, offset=1.0, seed=2, dtype=torch.float32)
     for projected, bound in ((True, 1e-6), (False, None)):
-        model = method_of_lines("advection", h=1 / size, dt=1 / size, substeps=2, projected=projected)
+        model = method_of_lines(
+            "advection", h=1 / size, dt=1 / size, substeps=2, projected=projected, allow_unstable=True
+        )
         traj = rollout(model, U0, 40)
         norms = traj.flatten(-2).norm(dim=-1)
         drift = float(((norms - norms[:, :1]).abs() / norms[:, :1]).max())
@@ -198,7 +200,9 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="unstable time step.*substeps=2"):
         method_of_lines("heat", h=1 / 64, dt=0.48 / 64**2 / 0.01, substeps=1)
     with pytest.raises(ValueError, match="unstable time step"):
-        check_time_step("advection", 0.2, h=0.1)
+        check_time_step("advection", 0.2, h=0.1, projected=True)
+    with pytest.raises(ValueError, match="unstable for advection at every step size"):
+        check_time_step("advection", 1e-6, h=0.1)
     assert check_time_step("heat", 0.24 / 64**2 / 0.01, h=1 / 64) == pytest.approx(0.24)
     with pytest.raises(ValueError, match="order must be 2 or 4"):
         stencil("dx", order=3)

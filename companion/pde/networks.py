@@ -364,20 +364,35 @@ def method_of_lines(
     boundary: str = "periodic",
     order: int = 2,
     projected: bool = False,
+    allow_unstable: bool = False,
 ) -> MethodOfLinesNetwork:
     """The FD method of lines :math:`\\Psi_F^{\\delta t}` (Euler sub-steps of :func:`rhs`), checked for stability.
+
+    Plain explicit Euler on transport (advection, Burgers) with these central differences is unstable at every
+    step size and refused unless ``allow_unstable=True``; ``projected=True`` is stable (:func:`check_time_step`).
 
     Raises
     ------
     TypeError, ValueError
-        On an unstable time step (:func:`check_time_step`), an unknown equation or boundary, an order other than
-        2 or 4, or a velocity that is not two finite numbers: all at construction, not at the first call.
+        On an unstable time step or scheme (:func:`check_time_step`), an unknown equation or boundary, an order
+        other than 2 or 4, or a velocity that is not two finite numbers: all at construction, not at the first
+        call.
     """
     check_choice(equation, "equation", EQUATIONS)
     check_choice(boundary, "boundary", BOUNDARIES)
     check_order(order)
     velocity = check_velocity(velocity)
-    check_time_step(equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=substeps, order=order)
+    check_time_step(
+        equation,
+        dt,
+        h=h,
+        alpha=alpha,
+        velocity=velocity,
+        substeps=substeps,
+        order=order,
+        projected=projected,
+        allow_unstable=allow_unstable,
+    )
 
     def field(U: torch.Tensor) -> torch.Tensor:
         return rhs(equation, U, h=h, alpha=alpha, velocity=velocity, boundary=boundary, order=order)

@@ -195,20 +195,34 @@ def check_time_step(
     velocity: Sequence[float] = (1.0, 1.0),
     substeps: int = 1,
     order: int = 2,
+    projected: bool = False,
+    allow_unstable: bool = False,
 ) -> float:
     r"""Check that explicit Euler sub-steps of size :math:`\delta t/n` are stable for the FD scheme.
 
     Diffusion (heat, Fisher) needs :math:`\alpha\,(\delta t/n)/h^2 \le 1/4` (order 2) or :math:`\le 3/16`
     (order 4), the limit where the most negative eigenvalue of :math:`\alpha\Delta_h` leaves the Euler stability
-    interval :math:`[-2, 0]`. Transport (advection, Burgers) needs the CFL condition
-    :math:`\max_i|c_i|\,(\delta t/n)/h \le 1`. Returns the stability number.
+    interval :math:`[-2, 0]`. Transport (advection, Burgers) with central differences has a skew field, whose
+    eigenvalues :math:`i\lambda` are imaginary: plain explicit Euler multiplies each mode by
+    :math:`\lvert1+i\lambda\delta t/n\rvert=\sqrt{1+(\lambda\delta t/n)^2}>1`, so it is unstable at **every** step
+    size and is refused (the largest factor, at :math:`\lambda=(\lvert c_1\rvert+\lvert c_2\rvert)/h`, is in the
+    message). Projected Euler (``projected=True``) keeps the norm for any step; it is checked against the CFL
+    condition :math:`\max_i|c_i|\,(\delta t/n)/h \le 1`. Returns the stability number.
+
+    Parameters
+    ----------
+    projected : bool
+        The sub-steps are projected Euler steps (:class:`~companion.pde.networks.MethodOfLinesNetwork`).
+    allow_unstable : bool
+        Accept plain Euler for transport anyway (to show its growth); only the CFL number is checked.
 
     Raises
     ------
     ValueError
-        If the step violates the limit (the message says which substeps would be stable), on an unknown
-        equation, an order other than 2 or 4, a non-positive ``dt``, ``h``, ``alpha`` or ``substeps``, or a
-        velocity that is not two finite numbers.
+        If the step violates the limit (the message says which substeps would be stable), for plain Euler on
+        transport unless ``allow_unstable`` (the message says why and what is stable), on an unknown equation, an
+        order other than 2 or 4, a non-positive ``dt``, ``h``, ``alpha`` or ``substeps``, or a velocity that is not
+        two finite numbers.
     """
     check_choice(equation, "equation", EQUATIONS)
     dt, h = check_positive(dt, "dt"), check_positive(h, "h")
@@ -216,11 +230,26 @@ def check_time_step(
     check_positive_int(substeps, "substeps")
     check_order(order)
     velocity = check_velocity(velocity)
+    for name, flag in (("projected", projected), ("allow_unstable", allow_unstable)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
     if equation in ("heat", "fisher"):
         number, limit, what = alpha * dt / substeps / h**2, (0.25 if order == 2 else 3 / 16), "alpha*dt/(n*h^2)"
     else:
-        speed = max(abs(c) for c in velocity) if equation == "advection" else 1.0
-        number, limit, what = speed * dt / substeps / h, 1.0, "|c|*dt/(n*h)"
+        speeds = (abs(velocity[0]), abs(velocity[1])) if equation == "advection" else (1.0, 1.0)
+        number, limit, what = max(speeds) * dt / substeps / h, 1.0, "|c|*dt/(n*h)"
+        if not (projected or allow_unstable):
+            worst = sum(speeds) * dt / substeps / h  # the largest |lambda| dt/n of the central field (order 2)
+            growth = math.sqrt(1 + worst**2)
+            raise ValueError(
+                f"explicit Euler with central differences is unstable for {equation} at every step size: the "
+                "central-difference field is skew, its eigenvalues i*lambda are imaginary, and |1 + i*lambda*dt/n| "
+                f"> 1 for every dt > 0 (here the fastest mode grows by {growth:.4g} per sub-step, "
+                f"{growth ** (40 * substeps):.3g} over 40 steps). Stable choices: projected=True (projected Euler "
+                "keeps the norm for any step), an upwind stencil with explicit Euler at (|c1|+|c2|)*dt/(n*h) <= 1, "
+                "or RK4 (companion.integrators.rk_step) at (|c1|+|c2|)*dt/(n*h) <= 2*sqrt(2). Pass "
+                "allow_unstable=True to build it anyway (to show the growth)."
+            )
     if number > limit * (1 + 1e-12):
         need = int(-(-number * substeps // limit))
         raise ValueError(

@@ -124,8 +124,15 @@ def make_network(
         raise ValueError(f"noise must be a number >= 0, got {noise!r}.")
     h = 1.0 / size
     dt = default_time_step(equation, size=size, alpha=alpha) if dt is None else check_positive(dt, "dt")
-    check_time_step(
-        equation, dt, h=h, alpha=alpha, velocity=velocity, substeps=check_positive_int(substeps, "substeps")
+    check_time_step(  # a learned field is not the central one: only an exact CNN under plain Euler is refused
+        equation,
+        dt,
+        h=h,
+        alpha=alpha,
+        velocity=velocity,
+        substeps=check_positive_int(substeps, "substeps"),
+        projected=projected is True,
+        allow_unstable=init != "exact",
     )
     scale = alpha / h**2 if equation in ("heat", "fisher") else 1.0 / h
     arch = ARCHITECTURES[equation]
