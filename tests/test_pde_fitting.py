@@ -4,6 +4,7 @@ amplification, train_network; the chapter's figures (companion.pde.plots)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -165,3 +166,31 @@ def test_chapter_figures_draw():
         pde.plots.prediction_figure(torch.zeros(8, 8), torch.zeros(4, 4))
     with pytest.raises(ValueError, match="2 dimensions"):
         pde.plots.prediction_figure(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8))
+
+
+def test_spectral_coverage_counts_the_excited_frequencies():
+    smooth = pde.data.generate_trajectories("heat", trajectories=6, steps=4, size=32, k_max=3, seed=2)
+    assert pde.patches.spectral_coverage(smooth) < 0.05  # k <= 3: a few dozen of 1023 frequencies
+    noise = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert pde.patches.spectral_coverage(noise) == 1.0
+    assert pde.patches.spectral_coverage(torch.ones(1, 2, 8, 8, dtype=torch.float64)) == 0.0  # the mean only
+    x, y = pde.data.grid_points(8)
+    one_mode = torch.cos(2 * math.pi * (x + 2 * y))[None, None]
+    assert pde.patches.spectral_coverage(one_mode) == pytest.approx(2 / 63)  # xi and -xi
+    with pytest.raises(ValueError, match="threshold"):
+        pde.patches.spectral_coverage(noise, threshold=1.5)
+    with pytest.raises(ValueError, match="shape"):
+        pde.patches.spectral_coverage(noise[0])
+
+
+def test_train_network_warns_when_the_data_leave_the_spectrum_unexcited():
+    data, _ = small_problem()
+    model = pde.training.make_network("heat", size=16, seed=0)
+    with pytest.warns(UserWarning, match="excite only"):
+        report = pde.fitting.train_network(model, data, patches=200, iterations=1, restarts=1, restart_iterations=1)
+    assert report.spectral_coverage == pytest.approx(pde.patches.spectral_coverage(data[:-1]))  # one held out
+    rich = data + 0.1 * torch.randn(data.shape, generator=torch.Generator().manual_seed(0), dtype=data.dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = pde.fitting.train_network(model, rich, patches=200, iterations=1, restarts=1, restart_iterations=1)
+    assert report.spectral_coverage == 1.0

@@ -43,7 +43,14 @@ from .networks import (
     rollout_metrics,
     unrolled_loss,
 )
-from .patches import INTERPOLATION_POINTS, patch_field, sample_patches, substep_targets
+from .patches import (
+    COVERAGE_THRESHOLD,
+    INTERPOLATION_POINTS,
+    patch_field,
+    sample_patches,
+    spectral_coverage,
+    substep_targets,
+)
 from .stencils import (
     BOUNDARIES,
     EQUATIONS,

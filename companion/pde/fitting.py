@@ -28,6 +28,7 @@ held out from the training data, and the best network met is kept. Everything is
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -36,7 +37,14 @@ from torch.func import jacrev, jvp, vmap
 
 from .._checks import check_positive, check_positive_int, check_tensor
 from .networks import ConvRHS, MethodOfLinesNetwork, rollout, rollout_metrics
-from .patches import INTERPOLATION_POINTS, _check_trajectories, _patch_values, sample_patches, substep_targets
+from .patches import (
+    INTERPOLATION_POINTS,
+    _check_trajectories,
+    _patch_values,
+    sample_patches,
+    spectral_coverage,
+    substep_targets,
+)
 
 __all__ = ["SCALING_FLOOR", "TrainingReport", "levenberg_marquardt", "amplification", "train_network"]
 
@@ -169,6 +177,9 @@ class TrainingReport:
         ``validation_errors`` are of that run too).
     seconds, cpu_seconds : float
         Wall-clock and process CPU time.
+    spectral_coverage : float
+        The fraction of the grid's Fourier modes that the training frames excite
+        (:func:`~companion.pde.patches.spectral_coverage`).
     """
 
     noise_levels: list[float] = field(default_factory=list)
@@ -180,6 +191,7 @@ class TrainingReport:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    spectral_coverage: float = 0.0
 
 
 def _default_draw(field: ConvRHS, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -520,6 +532,13 @@ def train_network(
     -------
     TrainingReport
 
+    Warns
+    -----
+    UserWarning
+        When the training frames excite fewer than half of the grid's Fourier modes
+        (:func:`~companion.pde.patches.spectral_coverage`): the field's response at the others is then set by the
+        noise injection, not by the data, and validation trajectories drawn like the training ones cannot see it.
+
     Raises
     ------
     TypeError, ValueError
@@ -543,6 +562,17 @@ def train_network(
     )
     noise_levels = _check_noise(noise_levels, noise_damping)
     trajectories, validation = _split_validation(model, trajectories, validation)
+    coverage = spectral_coverage(trajectories)
+    if coverage < 0.5:
+        warnings.warn(
+            f"the training frames excite only {coverage:.1%} of the grid's Fourier modes (energy above "
+            "1e-8 of the largest): the fit does not determine the field's response at the others, and validation "
+            "trajectories drawn like the training ones cannot show it. A test image with other wavenumbers may be "
+            "predicted far worse than the validation error says; train on initial conditions that cover the "
+            "spectrum (random smooth fields, localised bumps, several wavenumber bands).",
+            UserWarning,
+            stacklevel=2,
+        )
 
     wall, cpu = time.perf_counter(), time.process_time()
     say = log or (lambda line: None)
@@ -556,7 +586,7 @@ def train_network(
         points=points,
         generator=generator,
     )
-    report = TrainingReport(noise_levels=list(noise_levels))
+    report = TrainingReport(noise_levels=list(noise_levels), spectral_coverage=coverage)
     runs = _first_stages(
         fit,
         _starting_points(fit, restarts, generator),

@@ -16,10 +16,19 @@ from torch.nn import functional as F
 from .._checks import check_positive, check_positive_int, check_tensor
 from .networks import ConvRHS
 
-__all__ = ["INTERPOLATION_POINTS", "substep_targets", "sample_patches", "patch_field"]
+__all__ = [
+    "INTERPOLATION_POINTS",
+    "COVERAGE_THRESHOLD",
+    "spectral_coverage",
+    "substep_targets",
+    "sample_patches",
+    "patch_field",
+]
 
 #: Frames used by the time interpolation of :func:`substep_targets`.
 INTERPOLATION_POINTS = 6
+#: A Fourier mode counts as excited when its energy over the frames exceeds this fraction of the largest one's.
+COVERAGE_THRESHOLD = 1e-8
 
 
 def _lagrange_weights(nodes: Sequence[int], x: float) -> list[float]:
@@ -42,6 +51,31 @@ def _check_trajectories(trajectories: torch.Tensor, name: str = "trajectories", 
         )
     if not bool(torch.isfinite(trajectories).all()):
         raise ValueError(f"{name} contain NaN or infinite values.")
+
+
+def spectral_coverage(trajectories: torch.Tensor, *, threshold: float = COVERAGE_THRESHOLD) -> float:
+    r"""The fraction of the grid's Fourier modes that the frames excite.
+
+    The energy :math:`\sum_{n,j}\lvert\hat U^j_n(\xi)\rvert^2` of every frequency :math:`\xi` of the
+    :math:`d\times d` grid, summed over all frames of all trajectories (``(N, T + 1, d, d)``); a frequency counts
+    as excited when its energy exceeds ``threshold`` times the largest one's (the mean, :math:`\xi = 0`, left
+    out). A fit learns the field's response only at excited frequencies: elsewhere the data do not determine it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On trajectories that are not ``(N, T + 1, d, d)`` with finite values, or a threshold outside (0, 1).
+    """
+    _check_trajectories(trajectories, min_frames=1)
+    number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    if not (number and 0 < threshold < 1):
+        raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}.")
+    energy = torch.fft.fft2(trajectories.double()).abs().pow(2).sum((0, 1))
+    energy[0, 0] = 0.0
+    top = float(energy.max())
+    if top == 0.0:
+        return 0.0
+    return float((energy > threshold * top).sum()) / (energy.numel() - 1)
 
 
 def substep_targets(
