@@ -1,18 +1,23 @@
 """Chapter 6's certified classifier against deel-torchlip's recommended dense 1-Lipschitz network, like for like.
 
-Both networks have about 29,800 parameters (within 1 %): ours is the chapter's recipe,
-``companion.lipschitz_classifier(64, 10, width=64, depth=6)`` (a normalised lift, six non-expansive gradient steps,
-a normalised readout); deel-torchlip's is the dense network of its README and tutorials, ``SpectralLinear`` maps
-(spectral normalisation then Björck orthogonalisation) with ``GroupSort2`` activations: eight maps of width 64.
-Both are trained by ``companion.fit`` on the chapter's digits split with the same budget (30 epochs, batch 64,
-Adam with a one-cycle schedule, one thread) and the same tuning budget: the same grid over the learning rate and
-the hinge margin (``companion.hinge_loss``, the same loss for both), and for deel-torchlip also its own
-recommended loss, ``HKRMulticlassLoss``, over its ``alpha`` and margin. Every setting is chosen on a validation
-split carved from the training digits (never the test digits), by the mean of the clean and the certified
-accuracies at 0.25, 0.5 and 0.8; the chosen setting is then retrained on the whole training set with three seeds
-and evaluated on the test digits: clean accuracy, certified accuracy (the same certificate for both,
+Both networks have about 29,800 parameters (within 1 %). Ours is the recipe of chapter 6
+(``book/recipes/06_certified_nonexpansive_classifier.py``): the pixels centred (``Standardize(mean, 1)``, a
+translation), five ``NonExpansiveLayer(64, hidden=90)`` gradient steps acting on the centred pixels, a normalised
+readout, trained with the offset cross-entropy; beside it, the same network trained with the hinge loss, and the
+chapter's paper set-up, ``companion.lipschitz_classifier(64, 10, width=64, depth=6)`` (a normalised lift, six
+square non-expansive steps) with the hinge loss. deel-torchlip's is the dense network of its README and tutorials,
+``SpectralLinear`` maps (spectral normalisation then Björck orthogonalisation) with ``GroupSort2`` activations:
+eight maps of width 64. Every network is trained by ``companion.fit`` on the chapter's digits split with the same
+budget (30 epochs, batch 64, Adam with a one-cycle schedule, one thread) and the same tuning budget per loss: the
+same grid over the learning rate and the hinge margin (``companion.hinge_loss``), or over the learning rate, the
+offset and the temperature (``companion.offset_cross_entropy``), for both libraries; deel-torchlip also gets its
+own recommended loss, ``HKRMulticlassLoss``, over its ``alpha`` and margin. Every setting is chosen on a
+validation split carved from the training digits (never the test digits), by the mean of the clean and the
+certified accuracies at 0.25, 0.5 and 0.8; the chosen setting is then retrained on the whole training set with
+three seeds and evaluated on the test digits: clean accuracy, certified accuracy (the same certificate for both,
 ``companion.lipschitz.certified_accuracy``: margin / (sqrt(2) L) with the rounding of the forward pass bounded),
-the accuracy under the same APGD attack, training CPU seconds and inference time.
+the accuracy under the same APGD attack, training CPU seconds and inference time, of the trained module in eval
+mode and of its plain export (``companion.lipschitz.export``; deel-torchlip's ``vanilla_export()``).
 
 deel-torchlip's layers are 1-Lipschitz up to the accuracy of their iterative normalisation, so its bound ``L`` is
 not taken on trust: it is the product of the exact spectral norms (float64 SVD) of the weights its
@@ -55,10 +60,12 @@ SETTINGS = {
     "data_seed": 0,  # the chapter's split of the digits
     "validation_fraction": 0.2,  # carved from the training digits to choose every setting
     "validation_seed": 1,
-    "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    "learning_rates": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1],
     "hinge_margins": [0.5, 1.0, 1.5, 2.0],
     "hkr_alphas": [0.9, 0.99, 0.999],
     "hkr_margins": [0.5, 1.0, 1.5, 2.0],
+    "offsets": [0.5, 0.8, 1.1, 1.5, 2.0],
+    "temperatures": [0.05, 0.1, 0.25],
     "selection": "mean of the clean and the certified validation accuracies at the selection radii",
     "selection_epsilons": [0.25, 0.5, 0.8],
     "seeds": [0, 1, 2],
@@ -67,7 +74,8 @@ SETTINGS = {
     "schedule": "onecycle",
     "optimizer": "adam",
     "width": 64,
-    "depth": 6,  # our non-expansive layers
+    "depth": 6,  # the paper set-up's square non-expansive layers, after a normalised lift
+    "recipe": {"depth": 5, "hidden": 90, "h": 0.5},  # the recipe: no lift, centred pixels
     "deel_linear_maps": 8,  # deel-torchlip's SpectralLinear maps (7 hidden of width 64 and the readout)
     "epsilons": [0.25, 0.5, 0.8, 1.0],
     "attack": {"steps": 50, "targets": 9, "bounds": [0.0, 1.0], "seed": 0},
@@ -79,6 +87,8 @@ QUICK = dict(
     hinge_margins=[1.0],
     hkr_alphas=[0.99],
     hkr_margins=[1.0],
+    offsets=[1.1],
+    temperatures=[0.1],
     seeds=[0],
     epochs=1,
     epsilons=[0.5],
@@ -87,10 +97,13 @@ QUICK = dict(
     inference_repeats=3,
 )
 
-#: name -> (library, loss); the rows of the table, in its order.
+#: name -> (architecture, loss); the rows of the table, in its order (the first is the chapter's recipe).
 NETWORKS = {
-    "companion, hinge": ("companion", "hinge"),
+    "companion, recipe": ("recipe", "offset"),
+    "companion, recipe, hinge": ("recipe", "hinge"),
+    "companion, paper set-up": ("paper", "hinge"),
     "deel-torchlip, hinge": ("deel", "hinge"),
+    "deel-torchlip, offset CE": ("deel", "offset"),
     "deel-torchlip, HKR": ("deel", "hkr"),
 }
 
@@ -104,36 +117,62 @@ def import_deel():
     return torchlip
 
 
-def build(library: str, settings: dict) -> nn.Module:
-    """Our recommended classifier, or deel-torchlip's dense network (SpectralLinear + GroupSort2, deel's README)."""
+def build(architecture: str, settings: dict, inputs: torch.Tensor) -> nn.Module:
+    """Our recipe (centred on the mean of ``inputs``, the training digits), the paper set-up's classifier, or
+    deel-torchlip's dense network (SpectralLinear + GroupSort2, deel's README)."""
     width = settings["width"]
-    if library == "companion":
-        return companion.lipschitz_classifier(64, 10, width=width, depth=settings["depth"])
+    if architecture == "recipe":
+        recipe = settings["recipe"]
+        centred = recipe.get("centred", True)
+        return companion.lipschitz_classifier(
+            64,
+            10,
+            width=width,
+            depth=recipe["depth"],
+            hidden=recipe["hidden"],
+            h=recipe["h"],
+            lift=recipe.get("lift", False),
+            preprocessing=lipschitz.Standardize(inputs.mean(0), 1.0) if centred else None,
+        ).to(inputs.device)
+    if architecture == "paper":
+        return companion.lipschitz_classifier(64, 10, width=width, depth=settings["depth"]).to(inputs.device)
     torchlip = import_deel()
     layers: list[nn.Module] = []
     for index in range(settings["deel_linear_maps"] - 1):
         layers += [torchlip.SpectralLinear(64 if index == 0 else width, width), torchlip.GroupSort2()]
-    return torchlip.Sequential(*layers, torchlip.SpectralLinear(width, 10))
+    return torchlip.Sequential(*layers, torchlip.SpectralLinear(width, 10)).to(inputs.device)
 
 
 def training_loss(loss: str, setting: dict) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``companion.hinge_loss`` for both libraries; deel-torchlip's ``HKRMulticlassLoss`` (one-hot targets)."""
+    """``companion.hinge_loss`` and ``companion.offset_cross_entropy`` for both libraries; deel-torchlip's
+    ``HKRMulticlassLoss`` (one-hot targets)."""
     if loss == "hinge":
         return companion.hinge_loss(setting["margin"])
+    if loss == "offset":
+        return companion.offset_cross_entropy(setting["offset"], temperature=setting["temperature"])
     criterion = import_deel().HKRMulticlassLoss(alpha=setting["alpha"], min_margin=setting["margin"])
     return lambda model, inputs, labels: criterion(model(inputs), F.one_hot(labels, 10))
 
 
+#: The loss parameters of each loss, as the settings name their grids.
+LOSS_GRIDS = {
+    "hinge": {"margin": "hinge_margins"},
+    "offset": {"offset": "offsets", "temperature": "temperatures"},
+    "hkr": {"alpha": "hkr_alphas", "margin": "hkr_margins"},
+}
+
+
 def grid(loss: str, settings: dict) -> list[dict]:
-    """Every setting tried: learning rate x margin (x alpha for HKR)."""
-    if loss == "hinge":
-        return [{"lr": lr, "margin": m} for lr in settings["learning_rates"] for m in settings["hinge_margins"]]
-    return [
-        {"lr": lr, "alpha": a, "margin": m}
-        for lr in settings["learning_rates"]
-        for a in settings["hkr_alphas"]
-        for m in settings["hkr_margins"]
-    ]
+    """Every setting tried: learning rate x the loss's parameters."""
+    rows = [{"lr": lr} for lr in settings["learning_rates"]]
+    for key, values in LOSS_GRIDS[loss].items():
+        rows = [{**row, key: value} for row in rows for value in settings[values]]
+    return rows
+
+
+def chosen_setting(row: dict) -> dict:
+    """The training setting of a grid row (its learning rate and loss parameters)."""
+    return {key: row[key] for key in ("lr", "alpha", "margin", "offset", "temperature") if key in row}
 
 
 def _clock(device: torch.device) -> Callable[[], float]:
@@ -148,12 +187,14 @@ def _clock(device: torch.device) -> Callable[[], float]:
     return time.process_time
 
 
-def train(name: str, data, settings: dict, setting: dict, *, seed: int, device: torch.device):
-    """The network ``name`` trained with ``setting`` (lr and loss parameters); returns it in eval mode and the
-    training time in seconds."""
-    library, loss = NETWORKS[name]
+def train(
+    name: str, data, settings: dict, setting: dict, *, seed: int, device: torch.device, kind: tuple | None = None
+):
+    """The network ``name`` (or of ``kind``, an (architecture, loss) pair) trained with ``setting`` (lr and loss
+    parameters); returns it in eval mode and the training time in seconds."""
+    architecture, loss = kind or NETWORKS[name]
     companion.seed_everything(seed)
-    model = build(library, settings).to(device)
+    model = build(architecture, settings, data[0])
     clock = _clock(device)
     start = clock()
     companion.fit(
@@ -191,7 +232,7 @@ def certifiable(library: str, model: nn.Module) -> tuple[nn.Module, float]:
     Ours: the trained module and :func:`companion.network_lipschitz_bound` (1 for every parameter value).
     deel-torchlip's: its ``vanilla_export()`` (plain ``nn.Linear`` and GroupSort2), with the product of the exact
     spectral norms of the exported weights, computed in float64, as its bound."""
-    if library == "companion":
+    if library != "deel":
         return model, companion.network_lipschitz_bound(model)
     torchlip = import_deel()
     exported = model.vanilla_export().eval()
@@ -232,47 +273,12 @@ def choose(name: str, train_split, validation, settings: dict, device: torch.dev
     return rows
 
 
-class PlainStep(nn.Module):
-    """One of our non-expansive steps with its normalised weights frozen: ``x - h A^T sigma(A x + b)`` in plain
-    tensor operations (what the trained layer computes once its derived values are cached)."""
-
-    def __init__(self, layer: lipschitz.NonExpansiveLayer) -> None:
-        super().__init__()
-        with torch.no_grad():
-            self.register_buffer("weight", layer.weight.detach().clone())
-            self.register_buffer("bias", layer.bias.detach().clone())
-            self.register_buffer("step", layer.step().detach().clone())
-        self.activation, self.negative_slope = layer.activation, layer.negative_slope
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pre = F.linear(x, self.weight, self.bias)
-        if self.activation == "relu":
-            active = F.relu(pre)
-        elif self.activation == "tanh":
-            active = torch.tanh(pre)
-        else:
-            active = F.leaky_relu(pre, self.negative_slope)
-        return x - self.step * (active @ self.weight)
-
-
 def plain_layers(library: str, model: nn.Module) -> nn.Module:
-    """The trained network's function in plain layers: deel-torchlip's ``vanilla_export()``; for ours, the
-    normalised weights and steps frozen in ``nn.Linear`` and :class:`PlainStep`."""
+    """The trained network's function in plain layers: deel-torchlip's ``vanilla_export()``, our
+    ``companion.lipschitz.export``."""
     if library == "deel":
         return model.vanilla_export().eval()
-    parts = []
-    for module in model:
-        if isinstance(module, lipschitz.NormalizedLinear):
-            linear = nn.Linear(module.in_features, module.out_features).to(module.weight)
-            with torch.no_grad():
-                linear.weight.copy_(module.normalized_weight())
-                linear.bias.copy_(module.bias)
-            parts.append(linear)
-        elif isinstance(module, lipschitz.NonExpansiveLayer):
-            parts.append(PlainStep(module))
-        else:
-            raise TypeError(f"no plain version of {module}")
-    return nn.Sequential(*parts).eval()
+    return lipschitz.export(model)
 
 
 def inference_ms(models: dict[str, nn.Module], inputs: torch.Tensor, repeats: int, device: torch.device) -> dict:
@@ -347,7 +353,7 @@ def run(settings: dict, *, device: torch.device | str = "cpu", log: Callable[[st
         start = time.time()
         tried = choose(name, train_split, validation, settings, device)
         best = max(tried, key=lambda row: (row["score"], row["validation_clean"]))
-        chosen = {key: best[key] for key in ("lr", "alpha", "margin") if key in best}
+        chosen = chosen_setting(best)
         seeds = []
         for seed in settings["seeds"]:
             model, seconds = train(name, (x_train, y_train), settings, chosen, seed=seed, device=device)
@@ -366,6 +372,51 @@ def run(settings: dict, *, device: torch.device | str = "cpu", log: Callable[[st
     }
 
 
+ABLATION_OUTPUT = ROOT / "companion" / "results" / "06_recipe_ablation.json"
+#: The recipe's ablation: each variant changes one thing of the recipe (about the same parameter count); the
+#: training setting is the one the comparison chose for the recipe.
+ABLATION = {
+    "recipe": {},
+    "without centring": {"centred": False},
+    "with a normalised lift (4 steps)": {"lift": True, "depth": 4},
+    "square potentials (hidden 64, 7 steps)": {"hidden": 64, "depth": 7},
+    "initial step h = 1": {"h": 1.0},
+}
+
+
+def ablation(settings: dict, chosen: dict, *, log: Callable[[str], None] = print) -> dict:
+    """Every variant of :data:`ABLATION` trained with the recipe's chosen setting and every seed on the training
+    digits; clean and certified test accuracy, parameters and training CPU seconds."""
+    device = torch.device("cpu")
+    (x_train, y_train), (x_test, y_test) = companion.digits(seed=settings["data_seed"])
+    rows = []
+    for name, change in ABLATION.items():
+        variant = dict(settings, recipe=dict(settings["recipe"], **change))
+        seeds = []
+        for seed in settings["seeds"]:
+            kind = ("recipe", "offset")
+            model, seconds = train(name, (x_train, y_train), variant, chosen, seed=seed, device=device, kind=kind)
+            bound = companion.network_lipschitz_bound(model)
+            seeds.append(
+                {
+                    "seed": seed,
+                    "clean": companion.accuracy(model, x_test, y_test),
+                    "certified": certified(model, bound, x_test, y_test, settings["epsilons"]),
+                    "train_cpu_seconds": seconds,
+                }
+            )
+        parameters = sum(p.numel() for p in model.parameters())
+        rows.append({"name": name, "change": change, "parameters": parameters, "seeds": seeds})
+        log(f"{name}: {parameters} parameters, clean {[round(s['clean'], 3) for s in seeds]}")
+    return {
+        "command": f"{COMMAND} --ablation",
+        "machine": machine(),
+        "settings": settings,
+        "chosen": chosen,
+        "variants": rows,
+    }
+
+
 def _percent(values: list[float]) -> str:
     """Mean and half the range over seeds, in percent."""
     return _spread([100 * v for v in values], 1)
@@ -377,10 +428,8 @@ def _spread(values: list[float], digits: int) -> str:
 
 
 def _setting(chosen: dict) -> str:
-    words = [f"lr {chosen['lr']:g}"]
-    if "alpha" in chosen:
-        words.append(f"α {chosen['alpha']:g}")
-    return ", ".join([*words, f"margin {chosen['margin']:g}"])
+    names = {"lr": "lr", "alpha": "α", "margin": "margin", "offset": "offset", "temperature": "T"}
+    return ", ".join(f"{names[key]} {value:g}" for key, value in chosen.items())
 
 
 def markdown(table: dict) -> str:
@@ -421,7 +470,7 @@ def markdown(table: dict) -> str:
             *[f"APGD {e:g}" for e in epsilons],
             "train CPU s",
             "inference ms (module, eval)",
-            "inference ms (plain layers)",
+            "inference ms (export)",
         ],
         cost_rows,
     )
@@ -451,9 +500,26 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None, help=f"the JSON table (default {OUTPUT.name})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--ablation", action="store_true", help=f"the recipe's ablation at its stored setting ({ABLATION_OUTPUT.name})"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.time()
+    if args.ablation:
+        settings = QUICK if args.quick else SETTINGS
+        if args.quick:
+            chosen = grid("offset", QUICK)[0]
+        else:
+            stored = json.loads(OUTPUT.read_text())
+            chosen = next(n["chosen"] for n in stored["networks"] if n["name"] == "companion, recipe")
+        table = ablation(settings, chosen)
+        table["wall_seconds"] = round(time.time() - start, 1)
+        output = args.output or (None if args.quick else ABLATION_OUTPUT)
+        if output is not None:
+            write(table, output)
+            print(f"wrote {output} in {table['wall_seconds']} s")
+        return
     table = run(QUICK if args.quick else SETTINGS, device=args.device)
     table["wall_seconds"] = round(time.time() - start, 1)
     print(markdown(table))

@@ -37,7 +37,7 @@ def _check_table(table: dict, settings: dict) -> None:
         assert abs(network["parameters"] - ours) <= 0.01 * ours, network["name"]
         assert len(network["grid"]) == len(peers.grid(peers.NETWORKS[network["name"]][1], settings))
         best = max(network["grid"], key=lambda row: (row["score"], row["validation_clean"]))
-        assert network["chosen"] == {key: best[key] for key in ("lr", "alpha", "margin") if key in best}
+        assert network["chosen"] == peers.chosen_setting(best)
         assert [s["seed"] for s in network["seeds"]] == settings["seeds"]
         for seed in network["seeds"]:
             assert len(seed["certified"]) == len(seed["attacked"]) == len(epsilons)
@@ -70,17 +70,54 @@ def test_without_deel_torchlip_only_our_rows_are_computed(monkeypatch: pytest.Mo
     assert peers.import_deel() is None
     table = peers.run(peers.QUICK, log=lambda line: None)
     assert table["deel_torchlip"] is None
-    assert [n["name"] for n in table["networks"]] == ["companion, hinge"]
+    assert [n["name"] for n in table["networks"]] == [
+        name for name, kind in peers.NETWORKS.items() if kind[0] != "deel"
+    ]
     text = peers.markdown(table)
     assert "| deel-torchlip | not installed | pip install deel-torchlip==1.0.5" in text
 
 
-def test_the_shipped_table_holds_three_tuned_networks_and_three_seeds() -> None:
+def test_the_shipped_table_holds_six_tuned_networks_and_three_seeds() -> None:
     table = stored_results("06_lipschitz_peers")
     _check_table(table, peers.SETTINGS)
     assert table["command"] == peers.COMMAND
     assert table["sizes"] == {"train": 1006, "validation": 252, "test": 539}
-    ours = table["networks"][0]
-    assert ours["parameters"] == 29_776
-    assert all(seed["lipschitz_bound"] == 1.0 for seed in ours["seeds"])
-    assert [n["parameters"] for n in table["networks"][1:]] == [29_770, 29_770]
+    assert [n["parameters"] for n in table["networks"]] == [29_905, 29_905, 29_776, 29_770, 29_770, 29_770]
+    for ours in table["networks"][:3]:
+        assert all(seed["lipschitz_bound"] == 1.0 for seed in ours["seeds"])
+    for network in table["networks"]:  # exports are faster than the modules they come from
+        assert all(seed["plain_inference_ms"] <= seed["inference_ms"] for seed in network["seeds"])
+
+
+def test_the_ablation_quick_mode_and_the_shipped_ablation(tmp_path: Path) -> None:
+    output = tmp_path / "ablation.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "peers_lipschitz.py"),
+            "--ablation",
+            "--quick",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for table, settings in (
+        (json.loads(output.read_text()), peers.QUICK),
+        (stored_results("06_recipe_ablation"), peers.SETTINGS),
+    ):
+        assert [v["name"] for v in table["variants"]] == list(peers.ABLATION)
+        assert table["settings"] == json.loads(json.dumps(settings))
+        recipe = table["variants"][0]["parameters"]
+        for variant in table["variants"]:
+            assert abs(variant["parameters"] - recipe) <= 0.06 * recipe, variant["name"]
+            assert [s["seed"] for s in variant["seeds"]] == settings["seeds"]
+            for seed in variant["seeds"]:
+                assert all(0 <= c <= seed["clean"] <= 1 for c in seed["certified"])
+    shipped = stored_results("06_recipe_ablation")
+    peers_table = stored_results("06_lipschitz_peers")
+    assert shipped["chosen"] == peers_table["networks"][0]["chosen"]  # the recipe's setting, as chosen
