@@ -90,6 +90,7 @@ bench-authors: $(STAMP)
 ## networks from random initialisation 10 CPU-minutes, all 12 about 42).
 train-pde: $(STAMP)
 	$(BIN)/python scripts/train_pde.py --device $(DEVICE)
+	$(BIN)/python scripts/generalisation_pde.py
 
 clean:
 	rm -rf _build

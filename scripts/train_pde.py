@@ -5,14 +5,20 @@
 injection with continuation, restarts) on a 64x64 periodic grid, alpha = 0.01, dt = 0.24 h^2 / alpha
 (advection u_t = u_x + u_y: dt = h), 3 Euler sub-steps per call. Training data: 20 trajectories of 40 steps
 (15 fitted, 5 held out to choose the starting point and the stage); the test set (30 other initial conditions,
-40 steps, seed + 1000) is never seen in training. Defaults: 20,000 patches, 20 iterations per noise level,
+40 steps, seed + 1000) is never seen in training. The headline networks (``random``) are trained instead on
+:func:`companion.pde.families.broadband` initial conditions (sin-cos modes in three wavenumber bands, random
+fields, localised bumps and sums of them): 48 trajectories of 10 steps after a burn-in of 3, 16 validation
+trajectories of 40 steps from the same draw, a test set of 30 other broadband initial conditions (seed + 1000);
+``scripts/generalisation_pde.py`` tests them on families they never saw. Defaults: 20,000 patches, 20 iterations per noise level,
 noise 1e-3, 1e-4, 1e-5 (advection 1e-2, 1e-3, 1e-4), 8 starting points of which the best 3 go through every
 stage, one thread.
 
 ============================  ===========================================================================
 file (companion/pde/weights/)     what
 ============================  ===========================================================================
-heat_random, fisher_random    the headline: from PyTorch's random initialisation
+heat_random, fisher_random    the headline: from PyTorch's random initialisation, on broadband data (heat:
+                              every trajectory with both signs, the symmetry of a linear equation)
+heat_smooth-k3, fisher_...    the same trainer on the sin-cos k <= 3 data only (they fail beyond it)
 heat_exact, fisher_exact      from the exact CNN with relative weight noise 1e-3 (the check)
 *_noisy-data-1e-3, -1e-2      data with additive Gaussian noise of that standard deviation
 *_injected                    clean data, the paper's noise injection (inputs + 1e-2 noise, clean targets)
@@ -37,13 +43,14 @@ import argparse
 import json
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from companion.pde import method_of_lines, rollout, rollout_metrics
-from companion.pde.data import default_time_step, generate_trajectories
+from companion.pde.data import default_time_step, generate_trajectories, trajectories_from
+from companion.pde.families import BROADBAND_BANDS, broadband
 from companion.pde.fitting import train_network
 from companion.pde.training import make_network, save_network
 
@@ -59,11 +66,27 @@ class Job:
     projected: bool = False
     points: int = 6  # frames per time interpolant (advection moves one cell per step: more frames)
     noise_levels: tuple[float, ...] = (1e-3, 1e-4, 1e-5)
+    data: str = "sin-cos"  # training initial conditions: "sin-cos" (k <= --k-max) or "broadband"
+    values: tuple[float, float] = (-1.0, 1.0)  # broadband: the range of values
+    burn_in: int = 0  # broadband: truth steps dropped before the training frames (sharp frames: poor targets)
+    trajectories: int | None = None  # these override the command line's options for this network
+    steps: int | None = None
+    validation: int | None = None  # broadband: 40-step validation trajectories of the same family
+    patches: int | None = None
+    iterations: int | None = None
+    odd: bool = False  # a linear PDE: -U solves it too; train on both signs (an even part of the field then costs)
+
+
+#: The headline networks' broadband data: 48 short trajectories (10 steps after a burn-in of 3) and 16 validation
+#: trajectories of the full length, 8-frame time interpolants (chosen on the validation trajectories).
+BROADBAND = dict(data="broadband", burn_in=3, trajectories=48, steps=10, validation=16, points=8)
 
 
 JOBS = {
-    "heat_random": Job("heat"),
-    "fisher_random": Job("fisher"),
+    "heat_random": Job("heat", odd=True, **BROADBAND),
+    "fisher_random": Job("fisher", values=(-1.0, 1.5), **BROADBAND),
+    "heat_smooth-k3": Job("heat"),
+    "fisher_smooth-k3": Job("fisher"),
     "heat_exact": Job("heat", init="exact"),
     "fisher_exact": Job("fisher", init="exact"),
     "heat_noisy-data-1e-3": Job("heat", data_noise=1e-3),
@@ -91,20 +114,52 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
+def broadband_bands(size: int) -> list[tuple[int, int]]:
+    """:data:`~companion.pde.families.BROADBAND_BANDS` cut to the grid's Nyquist wavenumber (the quick runs' 16x16)."""
+    return [(low, min(high, size // 2)) for low, high in BROADBAND_BANDS if low <= size // 2]
+
+
+def training_data(args: argparse.Namespace, job: Job) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Training trajectories, validation trajectories (None: the trainer holds out a quarter) and the test set.
+
+    Sin-cos data: :func:`generate_trajectories` with seed ``--seed`` (test: ``--seed`` + 1000). Broadband data:
+    :func:`~companion.pde.families.broadband` with seed ``--seed``, split into training initial conditions (their
+    trajectories start after ``burn_in`` steps) and validation ones (``--test-steps`` long); the test set is
+    another draw (seed + 1000), of ``--test-steps``.
+    """
+    size, steps = args.size, job.steps or args.steps
+    if job.data == "sin-cos":
+        data = dict(size=size, alpha=args.alpha, k_max=args.k_max)
+        train = generate_trajectories(
+            job.equation, trajectories=job.trajectories or args.trajectories, steps=steps, seed=args.seed, **data
+        )
+        test = generate_trajectories(
+            job.equation, trajectories=args.test_trajectories, steps=args.test_steps, seed=args.seed + 1000, **data
+        )
+        return train, None, test
+    count = job.trajectories or args.trajectories
+    held = job.validation or max(1, count // 4)
+    family = dict(size=size, values=job.values, bands=broadband_bands(size))
+    initial = broadband(count + held, seed=args.seed, **family)
+    solve = dict(alpha=args.alpha)
+    train = trajectories_from(job.equation, initial[:count], steps=steps + job.burn_in, **solve)[:, job.burn_in :]
+    validation = trajectories_from(job.equation, initial[count:], steps=args.test_steps, **solve)
+    test_initial = broadband(args.test_trajectories, seed=args.seed + 1000, **family)
+    return train, validation, trajectories_from(job.equation, test_initial, steps=args.test_steps, alpha=args.alpha)
+
+
 def run(args: argparse.Namespace, name: str, job: Job) -> dict:
+    if args.quick:  # the reduced sizes of --quick win over a network's own counts
+        job = replace(job, trajectories=None, steps=None, validation=None, patches=None, iterations=None)
     device = torch.device(args.device)
     size, h = args.size, 1.0 / args.size
     dt = default_time_step(job.equation, size=size, alpha=args.alpha)
-    data = dict(size=size, alpha=args.alpha, k_max=args.k_max)
-    train = generate_trajectories(
-        job.equation, trajectories=args.trajectories, steps=args.steps, seed=args.seed, **data
-    )
+    train, validation, test = training_data(args, job)
+    if job.odd:
+        train = torch.cat([train, -train])
     if job.data_noise:
         generator = torch.Generator().manual_seed(args.seed + 1)
         train = train + job.data_noise * torch.randn(train.shape, generator=generator, dtype=train.dtype)
-    test = generate_trajectories(
-        job.equation, trajectories=args.test_trajectories, steps=args.test_steps, seed=args.seed + 1000, **data
-    )
     model = make_network(
         job.equation,
         size=size,
@@ -116,8 +171,9 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
         projected=job.projected,
     ).to(device)
     options = dict(
-        patches=args.patches,
-        iterations=args.iterations,
+        validation=validation,
+        patches=job.patches or args.patches,
+        iterations=job.iterations or args.iterations,
         seed=args.seed,
         restarts=args.restarts if job.init == "random" else 1,
         continued=args.continued,
@@ -157,14 +213,20 @@ def run(args: argparse.Namespace, name: str, job: Job) -> dict:
         injected_noise=INJECTED_NOISE if job.injected else 0.0,
         projected=job.projected,
         seed=args.seed,
-        train_trajectories=args.trajectories,
-        train_steps=args.steps,
+        data_family=job.data,
+        both_signs=job.odd,
+        data_values=list(job.values) if job.data == "broadband" else None,
+        data_bands=[list(b) for b in broadband_bands(size)] if job.data == "broadband" else None,
+        burn_in=job.burn_in,
+        train_trajectories=len(train),
+        train_steps=train.shape[1] - 1,
+        validation_trajectories=len(validation) if validation is not None else None,
         test_trajectories=args.test_trajectories,
         test_steps=args.test_steps,
         k_max=args.k_max,
         substeps=args.substeps,
-        patches=args.patches,
-        iterations=args.iterations,
+        patches=options["patches"],
+        iterations=options["iterations"],
         restarts=options["restarts"],
         continued=args.continued,
         points=job.points,

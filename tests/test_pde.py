@@ -35,7 +35,9 @@ from companion.pde.data import (
     initial_conditions,
     spectral_solution,
     stencil_errors,
+    trajectories_from,
 )
+from companion.pde.families import broadband
 from companion.pde.fitting import train_network
 from companion.pde.training import PRETRAINED, load_network, make_network, pretrained_network, save_network
 
@@ -248,7 +250,7 @@ def test_a_network_refuses_a_grid_of_another_size():
     net = make_network("heat", size=64)
     with pytest.raises(ValueError, match="built for a 64x64 grid"):
         net(torch.zeros(2, 32, 32))
-    path = ROOT / "companion" / "weights" / "heat_random.pt"
+    path = ROOT / "companion" / "pde" / "weights" / "heat_random.pt"
     if path.is_file():
         shipped, _ = pretrained_network("heat")
         with pytest.raises(ValueError, match="built for a 64x64 grid"):
@@ -361,7 +363,17 @@ def test_pde_networks_under_torch_compile():
 
 
 def shipped_test_set(meta: dict) -> torch.Tensor:
-    """The held-out test trajectories the training script scored a shipped network on."""
+    """The held-out test trajectories the training script scored a shipped network on (broadband initial
+    conditions for the headline networks, sin-cos ones with k <= k_max for the others)."""
+    if meta.get("data_family") == "broadband":
+        initial = broadband(
+            meta["test_trajectories"],
+            size=meta["size"],
+            values=tuple(meta["data_values"]),
+            bands=[tuple(b) for b in meta["data_bands"]],
+            seed=meta["seed"] + 1000,
+        )
+        return trajectories_from(meta["equation"], initial, steps=meta["test_steps"], alpha=meta["alpha"])
     return generate_trajectories(
         meta["equation"],
         trajectories=meta["test_trajectories"],
@@ -393,10 +405,15 @@ def test_every_shipped_network_loads_with_its_record(equation, variant):
     assert math.isfinite(meta["relative_error_40"])
 
 
+@pytest.mark.parametrize("variant", ["random", "smooth-k3"])
 @pytest.mark.parametrize("equation, target", [("heat", 5e-3), ("fisher", 1e-2)])
-def test_headline_networks_reproduce_their_recorded_error_and_meet_the_target(equation, target):
-    """The chapter's headline: trained from random initialisation, rE(40) on 30 held-out initial conditions."""
-    model, meta = pretrained_network(equation, dtype=torch.float64, fft=True)
+def test_headline_networks_reproduce_their_recorded_error_and_meet_the_target(equation, target, variant):
+    """The chapter's headline (broadband data) and the networks of the sin-cos k <= 3 data: trained from random
+    initialisation, rE(40) on 30 held-out initial conditions of their own training family."""
+    model, meta = pretrained_network(equation, variant=variant, dtype=torch.float64, fft=True)
+    assert (
+        meta["data_family"] == "broadband" if variant == "random" else meta.get("data_family", "sin-cos") == "sin-cos"
+    )
     test = shipped_test_set(meta)
     error = float(rollout_metrics(rollout(model, test[:, 0], 40), test)["relative_error"][-1])
     assert f"{error:.2e}" == f"{meta['relative_error_40']:.2e}"

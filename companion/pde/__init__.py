@@ -8,6 +8,8 @@ an explicit Euler step of it is a residual layer (Celledoni, Jackaman, Murari an
 - :mod:`companion.pde.networks`: :class:`ConvRHS`, the exact CNN of a finite-difference step
   (:func:`exact_cnn`), :class:`MethodOfLinesNetwork`, rollouts and their metrics;
 - :mod:`companion.pde.data`: initial conditions, the pseudo-spectral truth, trajectories, the error splitting;
+- :mod:`companion.pde.families`: other families of initial conditions (bumps, random fields, sums) and the
+  broadband training data of the headline networks;
 - :mod:`companion.pde.patches`: sub-step targets by interpolation in time and local patches of trajectories;
 - :mod:`companion.pde.fitting`: :func:`train_network`, Levenberg--Marquardt on patches with noise injection,
   which learns from PyTorch's random initialisation;
@@ -16,12 +18,12 @@ an explicit Euler step of it is a residual layer (Celledoni, Jackaman, Murari an
 - :mod:`companion.pde.plots`: the chapter's schematics and prediction figures (imported on first use: it needs
   matplotlib).
 
-The names of the first six modules are also attributes of ``companion.pde`` (``companion.pde.rollout``).
+The names of the first seven modules are also attributes of ``companion.pde`` (``companion.pde.rollout``).
 """
 
 import importlib
 
-from . import data, fitting, networks, patches, stencils, training
+from . import data, families, fitting, networks, patches, stencils, training
 from .data import (
     default_time_step,
     error_splitting,
@@ -31,6 +33,16 @@ from .data import (
     semidiscrete_flow,
     spectral_solution,
     stencil_errors,
+    trajectories_from,
+)
+from .families import (
+    BROADBAND_BANDS,
+    GENERALISATION_FAMILIES,
+    broadband,
+    generalisation_families,
+    localised_bumps,
+    random_fields,
+    sums_and_rescalings,
 )
 from .fitting import SCALING_FLOOR, TrainingReport, amplification, levenberg_marquardt, train_network
 from .networks import (
@@ -78,10 +90,12 @@ __all__ = [
     *stencils.__all__,
     *networks.__all__,
     *data.__all__,
+    *families.__all__,
     *patches.__all__,
     *fitting.__all__,
     *training.__all__,
     "data",
+    "families",
     "fitting",
     "networks",
     "patches",

@@ -23,6 +23,7 @@ __all__ = [
     "default_time_step",
     "spectral_solution",
     "generate_trajectories",
+    "trajectories_from",
     "semidiscrete_flow",
     "error_splitting",
     "stencil_errors",
@@ -183,6 +184,43 @@ def generate_trajectories(
         dtype=torch.float64,
     )
     out = spectral_solution(equation, U0, dt=dt, steps=steps, alpha=alpha, velocity=velocity)
+    return out.to(dtype)
+
+
+def trajectories_from(
+    equation: str,
+    U0: torch.Tensor,
+    *,
+    steps: int,
+    size: int | None = None,
+    alpha: float = 0.01,
+    dt: float | None = None,
+    velocity: Sequence[float] = (1.0, 1.0),
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """Spectral trajectories from given initial conditions ``U0`` ``(N, d, d)`` (any family, e.g. those of
+    :mod:`companion.pde.families`), computed in float64: shape ``(N, steps + 1, d, d)``, frame 0 is ``U0``.
+
+    ``dt`` defaults to :func:`default_time_step` for the grid of ``U0``; ``size``, if given, must be that grid.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On an unknown equation (Burgers has no spectral solver here), ``U0`` that is not a finite square grid or
+        not of the given ``size``, a non-positive alpha, dt or number of steps, or a bad velocity.
+    """
+    check_choice(equation, "equation", ("heat", "fisher", "advection"))
+    check_grid(U0, "U0")
+    if U0.ndim != 3:
+        raise ValueError(f"U0 must be a batch of grids (N, d, d), got shape {tuple(U0.shape)}.")
+    if not U0.dtype.is_floating_point or not bool(torch.isfinite(U0).all()):
+        raise ValueError("U0 must hold finite floating values.")
+    if size is not None and check_positive_int(size, "size") != U0.shape[-1]:
+        raise ValueError(f"size={size}, but U0 is on a {U0.shape[-1]}x{U0.shape[-1]} grid.")
+    check_positive(alpha, "alpha")
+    check_positive_int(steps, "steps")
+    dt = default_time_step(equation, size=U0.shape[-1], alpha=alpha) if dt is None else check_positive(dt, "dt")
+    out = spectral_solution(equation, U0.to(torch.float64), dt=dt, steps=steps, alpha=alpha, velocity=velocity)
     return out.to(dtype)
 
 

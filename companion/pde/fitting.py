@@ -535,7 +535,7 @@ def train_network(
     Warns
     -----
     UserWarning
-        When the training frames excite fewer than half of the grid's Fourier modes
+        When the training frames excite fewer than a quarter of the grid's Fourier modes
         (:func:`~companion.pde.patches.spectral_coverage`): the field's response at the others is then set by the
         noise injection, not by the data, and validation trajectories drawn like the training ones cannot see it.
 
@@ -563,7 +563,7 @@ def train_network(
     noise_levels = _check_noise(noise_levels, noise_damping)
     trajectories, validation = _split_validation(model, trajectories, validation)
     coverage = spectral_coverage(trajectories)
-    if coverage < 0.5:
+    if coverage < 0.25:
         warnings.warn(
             f"the training frames excite only {coverage:.1%} of the grid's Fourier modes (energy above "
             "1e-8 of the largest): the fit does not determine the field's response at the others, and validation "
