@@ -131,6 +131,22 @@ def test_torch_func_agrees_with_the_export():
         assert torch.allclose(jac, expected)
 
 
+@pytest.mark.parametrize("name, value", [("step", float("nan")), ("step", float("inf")), ("weight", float("inf"))])
+def test_a_non_finite_stored_tensor_certifies_nothing(name, value):
+    exported = export(_recipe(torch.float64))
+    state = exported.state_dict()
+    state[f"2.{name}"] = state[f"2.{name}"].clone().fill_(value) if name == "step" else state[f"2.{name}"].clone()
+    if name == "weight":
+        state["2.weight"][0, 0] = value
+    exported.load_state_dict(state)
+    assert exported[2].lipschitz_bound() == float("inf")
+    assert companion.network_lipschitz_bound(exported) == float("inf")
+    with pytest.raises(ValueError, match="finite"):  # no certificate from an infinite bound: an error, not radii
+        network_certified_radius(
+            exported, _inputs(torch.float64), lipschitz=companion.network_lipschitz_bound(exported)
+        )
+
+
 def test_a_saved_step_restores_its_activation():
     step = PlainGradientStep(torch.eye(3), torch.zeros(3), torch.tensor(0.5), activation="tanh")
     other = PlainGradientStep(torch.eye(3), torch.zeros(3), torch.tensor(0.5))

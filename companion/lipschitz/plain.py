@@ -18,6 +18,7 @@ stage by stage as for the trained layers (:mod:`companion.lipschitz.rounding`).
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -94,8 +95,11 @@ class PlainGradientStep(FixedSettings, nn.Module):
         is 1 exactly when :math:`0\le h\le 2/\lVert A\rVert_2^2` (the condition the trained layer enforced) and
         grows with any edit that breaks it."""
         weight, step = self.weight.detach().double(), float(self.step)
+        if not (math.isfinite(step) and bool(torch.isfinite(weight).all())):
+            return math.inf  # a NaN or infinite stored tensor (e.g. loaded): nothing is certified
         norm_squared = float(torch.linalg.matrix_norm(weight, ord=2)) ** 2
-        return max(1.0, abs(1.0 - step * norm_squared))
+        bound = abs(1.0 - step * norm_squared)
+        return max(1.0, bound) if math.isfinite(bound) else math.inf
 
     def sigma(self, s: torch.Tensor) -> torch.Tensor:
         """The activation :math:`\\sigma`."""
