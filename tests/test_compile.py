@@ -192,6 +192,13 @@ CASES = [
     ),
     Case("SwitchingLayer", lambda **kw: C.SwitchingLayer(4, **kw), dict(n_steps=2), dict(n_steps=3), ("n_steps=2",)),
     Case(
+        "PlainGradientStep",
+        lambda **kw: C.lipschitz.PlainGradientStep(torch.randn(6, 4), torch.randn(6), torch.tensor(0.3), **kw),
+        dict(activation="tanh"),
+        dict(activation="relu"),
+        ("activation='tanh'",),
+    ),
+    Case(
         "lipschitz_classifier",
         lambda **kw: C.lipschitz_classifier(6, 3, width=4, depth=2, **kw),
         inputs=lambda: vectors(5, 6),

@@ -243,7 +243,8 @@ def check_time_step(
             growth = math.sqrt(1 + worst**2)
             raise ValueError(
                 f"explicit Euler with central differences is unstable for {equation} at every step size: the "
-                "central-difference field is skew, its eigenvalues i*lambda are imaginary, and |1 + i*lambda*dt/n| "
+                f"central-difference field{' (linearised)' if equation == 'burgers' else ''} is skew, its eigenvalues "
+                "i*lambda are imaginary, and |1 + i*lambda*dt/n| "
                 f"> 1 for every dt > 0 (here the fastest mode grows by {growth:.4g} per sub-step, "
                 f"{growth ** (40 * substeps):.3g} over 40 steps). Stable choices: projected=True (projected Euler "
                 "keeps the norm for any step), an upwind stencil with explicit Euler at (|c1|+|c2|)*dt/(n*h) <= 1, "
