@@ -41,6 +41,15 @@ __all__ = [
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 
 
+def monotone_activation(s: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
+    """ReLU, tanh or LeakyReLU of slope ``negative_slope``: the monotone :math:`\\sigma` of a gradient step."""
+    if activation == "relu":
+        return F.relu(s)
+    if activation == "tanh":
+        return torch.tanh(s)
+    return F.leaky_relu(s, negative_slope)
+
+
 class _GradientStep(DerivedCache, FixedSettings):
     """Shared parts of the two non-expansive layers: the monotone activation and the step parameter."""
 
@@ -65,11 +74,7 @@ class _GradientStep(DerivedCache, FixedSettings):
 
     def sigma(self, s: torch.Tensor) -> torch.Tensor:
         """The activation :math:`\\sigma` (monotone, slopes in [0, 1])."""
-        if self.activation == "relu":
-            return F.relu(s)
-        if self.activation == "tanh":
-            return torch.tanh(s)
-        return F.leaky_relu(s, self.negative_slope)
+        return monotone_activation(s, self.activation, self.negative_slope)
 
     def lipschitz_bound(self) -> float:
         """1: the layer is non-expansive for every parameter value."""

@@ -22,11 +22,10 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .._checks import check_choice, check_tensor
 from .._settings import FixedSettings
-from .layers import ACTIVATIONS, NonExpansiveLayer, NormalizedLinear, Standardize
+from .layers import ACTIVATIONS, NonExpansiveLayer, NormalizedLinear, Standardize, monotone_activation
 
 __all__ = ["PlainGradientStep", "export"]
 
@@ -103,11 +102,7 @@ class PlainGradientStep(FixedSettings, nn.Module):
 
     def sigma(self, s: torch.Tensor) -> torch.Tensor:
         """The activation :math:`\\sigma`."""
-        if self.activation == "relu":
-            return F.relu(s)
-        if self.activation == "tanh":
-            return torch.tanh(s)
-        return F.leaky_relu(s, self.negative_slope)
+        return monotone_activation(s, self.activation, self.negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_tensor(x, "x", last_dim=self.weight.shape[1])

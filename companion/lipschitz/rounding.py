@@ -154,7 +154,8 @@ def _linear(stage: nn.Linear, z: torch.Tensor, out: torch.Tensor) -> list[_Stage
     return [_Stage(work, frobenius, network_lipschitz_bound(stage), stage.in_features + 1)]
 
 
-def _non_expansive(stage: NonExpansiveLayer, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
+def _dense_step(stage, z: torch.Tensor, out: torch.Tensor, step: float, lipschitz: float) -> list[_Stage]:
+    """A dense gradient step ``z - step A^T sigma(A z + b)`` (a trained layer or its export)."""
     weight = stage.weight.detach().to(torch.float64)
     activated = stage.sigma(z @ stage.weight.T + stage.bias)
     return [
@@ -162,37 +163,25 @@ def _non_expansive(stage: NonExpansiveLayer, z: torch.Tensor, out: torch.Tensor)
             z,
             out,
             activated,
-            float(stage.step().detach()),
+            step,
             float(torch.linalg.matrix_norm(weight, ord=2)),
             _norm(weight),
             _norm(stage.bias),
             _ACTIVATION_ROUNDING[stage.activation],
-            1.0,
-            max(stage.dim + 1, stage.hidden),
-            "matmul",
-        )
-    ]
-
-
-def _plain_step(stage: PlainGradientStep, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
-    """An exported step: as :func:`_non_expansive` with the stored step, and the stage's own bound."""
-    weight = stage.weight.detach().to(torch.float64)
-    activated = stage.sigma(z @ stage.weight.T + stage.bias)
-    return [
-        _gradient_step(
-            z,
-            out,
-            activated,
-            abs(float(stage.step)),
-            float(torch.linalg.matrix_norm(weight, ord=2)),
-            _norm(weight),
-            _norm(stage.bias),
-            _ACTIVATION_ROUNDING[stage.activation],
-            stage.lipschitz_bound(),
+            lipschitz,
             max(weight.shape[1] + 1, weight.shape[0]),
             "matmul",
         )
     ]
+
+
+def _non_expansive(stage: NonExpansiveLayer, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
+    return _dense_step(stage, z, out, float(stage.step().detach()), 1.0)
+
+
+def _plain_step(stage: PlainGradientStep, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
+    """An exported step: the stored step (its size, whatever its sign) and the step's own bound."""
+    return _dense_step(stage, z, out, abs(float(stage.step)), stage.lipschitz_bound())
 
 
 def _non_expansive_conv(stage: NonExpansiveConvLayer, z: torch.Tensor, out: torch.Tensor) -> list[_Stage]:
