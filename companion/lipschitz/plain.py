@@ -8,11 +8,11 @@ training. Once training is over, :func:`export` freezes those derived values: ea
 weight. The exported network computes, operation for operation, what the trained one computes, so its outputs
 are the same (bit for bit on one machine), and a forward pass costs two matrix products per layer.
 
-Its certificate still holds, and does not take the export on trust: :func:`~companion.network_lipschitz_bound`
-gives an ``nn.Linear`` its exact norm and a :class:`PlainGradientStep` the bound of
-:meth:`PlainGradientStep.lipschitz_bound`, both recomputed from the stored tensors, so an edited export (a
-larger step, a rescaled weight) is certified at its true size; the rounding of its forward pass is bounded
-stage by stage as for the trained layers (:mod:`companion.lipschitz.rounding`).
+Its certificate still holds, and does not take the export on trust:
+:func:`~companion.lipschitz.layers.network_lipschitz_bound` gives an ``nn.Linear`` its exact norm and a
+:class:`PlainGradientStep` the bound of :meth:`PlainGradientStep.lipschitz_bound`, both recomputed from the
+stored tensors, so an edited export (a larger step, a rescaled weight) is certified at its true size; the rounding
+of its forward pass is bounded stage by stage as for the trained layers (:mod:`companion.lipschitz.rounding`).
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def export(model: nn.Module) -> nn.Module:
     Each :class:`~companion.lipschitz.layers.NonExpansiveLayer` becomes a :class:`PlainGradientStep` holding
     the step it uses now, each :class:`~companion.lipschitz.layers.NormalizedLinear` an ``nn.Linear`` holding
     its normalised weight; ``Standardize``, ``nn.Linear`` and elementwise activations are copied. ``model`` is
-    left as it was. Certify the export with :func:`~companion.network_lipschitz_bound` of the export itself (it
-    recomputes every bound from the stored tensors).
+    left as it was. Certify the export with :func:`~companion.lipschitz.layers.network_lipschitz_bound` of the
+    export itself (it recomputes every bound from the stored tensors).
 
     Raises
     ------
