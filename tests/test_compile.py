@@ -197,6 +197,7 @@ CASES = [
         dict(activation="tanh"),
         dict(activation="relu"),
         ("activation='tanh'",),
+        inputs=lambda: vectors().requires_grad_(),  # buffers only: the backward pass reaches the input
     ),
     Case(
         "lipschitz_classifier",
